@@ -1,0 +1,43 @@
+"""`ivi-render inpaint`: the one-shot job, train on the shot then render it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ivi_vfx.config import default_preset, preset_config
+from ivi_vfx.pipeline import inpaint as run_inpaint
+from ivi_vfx.train import resolve_device
+
+from . import options
+from .main import StopFlag
+from .progress import Progress
+
+
+@click.command()
+@options.inputs
+@options.output
+@options.training
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Checkpoint file (default: .ivi/ beside the output). A compatible one is resumed.")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Continue from a compatible checkpoint.")
+def inpaint(plate: str, mask: str, frames: list[int] | None, mask_channel: str | None, out: str, overwrite: bool,
+            preset: str | None, steps: int | None, work_size: int | None, dilate: int | None, seed: int | None,
+            device: str, checkpoint: Path | None, resume: bool) -> None:
+    """Fill the matte of a plate sequence and write the clean plate (alpha = the matte).
+
+    \b
+    Example:
+      ivi-render inpaint --plate sh010/plate.####.exr --mask sh010/roto.####.exr \\
+                         --out sh010/clean.####.exr --frames 1001-1100
+    """
+    name = preset or default_preset(str(resolve_device(device)))
+    cfg = preset_config(name).replace(steps=steps, work_size=work_size, dilate=dilate, seed=seed)
+    stop = StopFlag()
+    stop.install()
+    with Progress() as progress:
+        result = run_inpaint(plate, mask, out, cfg, frames=frames, mask_channel=mask_channel, device=device,
+                             checkpoint=checkpoint, resume=resume, overwrite=overwrite, on_progress=progress,
+                             should_stop=stop)
+    click.echo(f"wrote {len(result.written)} frames: {out}", err=True)

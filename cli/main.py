@@ -1,0 +1,79 @@
+"""`ivi-render`: the command group, logging, errors and exit codes.
+
+Exit codes: 0 success; 1 an error in the input or environment (the message names the file and
+the fix); 2 a usage error (click); 130 interrupted (Ctrl-C); 143 stopped by SIGTERM after a
+checkpoint (run the same command again to resume).
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from types import FrameType
+from typing import Any
+
+import click
+
+from ivi_vfx import __version__
+from ivi_vfx.errors import IviError, StopRequested
+
+EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 130, 143
+
+
+class StopFlag:
+    """Set by SIGTERM; the engine polls it between steps and frames, checkpoints and stops."""
+
+    def __init__(self) -> None:
+        self.raised = False
+
+    def __call__(self) -> bool:
+        return self.raised
+
+    def install(self) -> None:
+        def handler(signum: int, frame: FrameType | None) -> None:
+            logging.getLogger("ivi_render").warning("SIGTERM: stopping after the current step")
+            self.raised = True
+        signal.signal(signal.SIGTERM, handler)
+
+
+class IviGroup(click.Group):
+    """Turns engine errors into one line on stderr and a non-zero exit, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StopRequested as exc:
+            click.echo(f"ivi-render: {exc}", err=True)
+            ctx.exit(EXIT_TERMINATED)
+        except IviError as exc:
+            click.echo(f"ivi-render: error: {exc}", err=True)
+            ctx.exit(EXIT_ERROR)
+        except KeyboardInterrupt:
+            click.echo("ivi-render: interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+@click.group(cls=IviGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output (repeatable).")
+@click.option("-q", "--quiet", count=True, help="Less log output (repeatable).")
+@click.version_option(__version__, prog_name="ivi-render")
+def cli(verbose: int, quiet: int) -> None:
+    """IVI-VFX: remove objects from EXR plates by internal video inpainting."""
+    level = min(max(logging.INFO - 10 * (verbose - quiet), logging.DEBUG), logging.CRITICAL)
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s",
+                        datefmt="%H:%M:%S", force=True)
+
+
+def _register() -> None:
+    from . import demo, inpaint  # noqa: PLC0415  (subcommands import the heavy engine lazily)
+
+    cli.add_command(inpaint.inpaint)
+    cli.add_command(demo.demo)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="ivi-render")

@@ -1,0 +1,143 @@
+"""Typed configuration of a training run, the named presets, and their JSON round trip."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ivi_vfx.errors import ConfigError
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides how one shot is trained and rendered.
+
+    Stored inside every checkpoint; a resumed run takes the architecture from the checkpoint.
+    """
+
+    preset: str = "paper"
+    """Name of the preset this configuration started from (informative)."""
+    cnum: int = 48
+    """Generator base width; 48 is the paper's network (4,051,278 parameters). A multiple of 4."""
+    steps: int = 50_000
+    """Optimiser steps. The reference schedule runs 50,000 (30k-80k for a 100-frame shot)."""
+    batch_size: int = 5
+    """Frames per step; the reference takes 5 consecutive frames, cycling through the shot."""
+    lr: float = 2e-4
+    """Adam learning rate (constant, as the reference)."""
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    """Adam (beta1, beta2)."""
+    adam_eps: float = 1e-7
+    """Adam epsilon; 1e-7 is Keras's default, which the reference used."""
+    work_size: int = 600
+    """Longest side of the working resolution in pixels; plates larger than this are scaled down to
+    train and infer, and the fill is scaled back up. The reference works at 320x600."""
+    crop: int = 0
+    """Side of square training crops in working pixels; 0 trains on whole frames as the reference.
+    Crops are placed around the hole so that each step teaches filling."""
+    dilate: int = 0
+    """Grow the matte by this many full-resolution pixels before filling (the reference dilates its
+    masks offline by a 12x12 box)."""
+    seed: int = 0
+    """Seed of every random draw; the same seed, shot and config give the same result on CPU."""
+    log_every: int = 50
+    """Steps between two log lines."""
+    checkpoint_every: int = 1000
+    """Steps between two checkpoints (one is always written at the end and on a stop)."""
+
+    def validate(self) -> TrainConfig:
+        """Raise ConfigError naming the field and the fix when a value cannot work; return self."""
+        checks = [
+            (self.cnum > 0 and self.cnum % 4 == 0, "cnum must be a positive multiple of 4"),
+            (self.steps >= 0, "steps must be 0 or more"),
+            (self.batch_size >= 1, "batch_size must be at least 1"),
+            (self.lr > 0, "lr must be positive"),
+            (self.work_size >= 16, "work_size must be at least 16 pixels"),
+            (self.crop == 0 or self.crop >= 16, "crop must be 0 (whole frames) or at least 16 pixels"),
+            (self.dilate >= 0, "dilate must be 0 or more pixels"),
+            (self.log_every >= 1 and self.checkpoint_every >= 1, "log_every and checkpoint_every must be at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"invalid configuration: {message}")
+        return self
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed (None values are ignored), validated."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes).validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["adam_betas"] = list(self.adam_betas)
+        d["schema_version"] = SCHEMA_VERSION
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of to_dict; unknown keys and a newer schema are errors."""
+        data = dict(data)
+        version = data.pop("schema_version", SCHEMA_VERSION)
+        if version > SCHEMA_VERSION:
+            raise ConfigError(f"configuration schema {version} is newer than this IVI-VFX ({SCHEMA_VERSION}); upgrade ivi-vfx")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
+        if "adam_betas" in data:
+            data["adam_betas"] = tuple(data["adam_betas"])
+        return cls(**data).validate()
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        try:
+            return cls.from_dict(json.loads(text))
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise ConfigError(f"configuration is not valid JSON: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named starting configuration and what it is for."""
+
+    description: str
+    config: TrainConfig = field(default_factory=TrainConfig)
+
+
+PRESETS: dict[str, Preset] = {
+    "paper": Preset(
+        "The reference method: the 4.05M-parameter network, whole frames in batches of 5, 50,000 steps. "
+        "For a GPU.",
+        TrainConfig(preset="paper"),
+    ),
+    "cpu": Preset(
+        "The default without a GPU: the paper's network at 2/3 width (1.8M parameters) on whole frames "
+        "at up to 256 px, sized to finish a 30-frame 216x120 shot in under 10 minutes on 2 cores.",
+        TrainConfig(preset="cpu", cnum=32, steps=900, work_size=256, log_every=50, checkpoint_every=200),
+    ),
+    "preview": Preset(
+        "A quick look: the half-width network (1.0M parameters) for a few hundred steps at up to 192 px.",
+        TrainConfig(preset="preview", cnum=24, steps=300, work_size=192, log_every=25, checkpoint_every=100),
+    ),
+}
+
+
+def preset_config(name: str) -> TrainConfig:
+    """The configuration of a named preset (a fresh copy); ConfigError lists the names on a typo."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return dataclasses.replace(PRESETS[name].config)
+
+
+def default_preset(device: str) -> str:
+    """The preset that suits a device: the paper's schedule on a GPU, the CPU preset otherwise."""
+    return "paper" if device.startswith("cuda") else "cpu"

@@ -1,0 +1,1 @@
+"""Reading and writing plates: EXR images (OpenImageIO) and frame sequences (fileseq)."""

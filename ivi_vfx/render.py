@@ -1,0 +1,122 @@
+"""Trained generator + plate frames -> composited clean-plate frames (any subset of the shot).
+
+The plate fidelity rules (shared/DESIGN.md) live here:
+1. every pixel outside the matte comes from the original file's buffer through `np.where`,
+   never through arithmetic or a resize, so its half bits are unchanged;
+2. the output keeps the plate's windows, pixel types, channel names and metadata;
+3. alpha is the matte that was filled, not premultiplied;
+4. NaN and inf outside the matte are written back untouched;
+5. frames are written atomically and never over an existing file without `overwrite`.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ivi_vfx.errors import OutputExistsError
+from ivi_vfx.io.exr import ExrImage, check_writable, output_spec, read_exr, write_exr
+from ivi_vfx.io.sequence import FrameSequence
+from ivi_vfx.nets import Generator
+from ivi_vfx.shot import RGB, Shot
+
+logger = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def predict(model: Generator, shot: Shot, frame: int, device: torch.device | str = "cpu") -> np.ndarray:
+    """The generator's fill of one frame at full resolution.
+
+    Returns:
+        (H, W, 3) float32 scene-linear over the plate's display window. Only the matte's pixels
+        of it are used; the rest is whatever the network made of the known pixels.
+    """
+    t = shot.index(frame)
+    image = shot.images[t:t + 1].to(device)
+    hole = shot.holes[t:t + 1].to(device)
+    _, refined = model(image, hole)
+    # Scale back up in the network (log) domain, where a bilinear blend of neighbours is tamer on
+    # highlights than in linear; then out to scene-linear.
+    full = shot.geometry.to_full(refined.float().cpu())
+    return shot.shaper.decode(full)[0].permute(1, 2, 0).numpy()
+
+
+def composite(original: ExrImage, fill: np.ndarray, matte: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Put the fill into the original inside the matte; everything else stays the original's.
+
+    Args:
+        original: the plate frame as read (data window pixels, all channels).
+        fill: (H, W, 3) scene-linear over the display window.
+        matte: (H, W) bool over the display window, True = filled.
+
+    Returns:
+        (h, w, c') float32 over the data window, and the channel names: the plate's, with alpha
+        set to the matte (added as 'A' when the plate has none).
+    """
+    x, y, width, height = original.data_window
+    full_x, full_y, full_width, full_height = original.display_window
+    # Map the display-window arrays onto the data window; data outside the display window gets no fill.
+    matte_dw = np.zeros((height, width), bool)
+    fill_dw = np.zeros((height, width, 3), np.float32)
+    x0, y0 = max(x, full_x), max(y, full_y)
+    x1, y1 = min(x + width, full_x + full_width), min(y + height, full_y + full_height)
+    if x1 > x0 and y1 > y0:
+        dst = (slice(y0 - y, y1 - y), slice(x0 - x, x1 - x))
+        src = (slice(y0 - full_y, y1 - full_y), slice(x0 - full_x, x1 - full_x))
+        matte_dw[dst] = matte[src]
+        fill_dw[dst] = fill[src]
+    names = list(original.channel_names)
+    pixels = original.pixels
+    if "A" not in names:
+        names.append("A")
+        pixels = np.concatenate([pixels, np.zeros((height, width, 1), np.float32)], axis=2)
+    out = pixels.copy()
+    for k, name in enumerate(RGB):
+        c = names.index(name)
+        out[..., c] = np.where(matte_dw, fill_dw[..., k], pixels[..., c])
+    out[..., names.index("A")] = matte_dw.astype(np.float32)
+    return out, tuple(names)
+
+
+def check_outputs(out: FrameSequence, overwrite: bool) -> None:
+    """Fail before any work when an output exists (without overwrite) or its folder cannot be written."""
+    check_writable(out.path(out.frames[0]).parent)
+    if overwrite:
+        return
+    existing = [p for p in out.paths() if p.exists()]
+    if existing:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise OutputExistsError(f"{existing[0]}{more} already exist; pass --overwrite to replace them, "
+                                f"or choose another --out")
+
+
+def render(model: Generator, shot: Shot, out: FrameSequence, *, frames: Iterable[int] | None = None,
+           device: torch.device | str = "cpu", overwrite: bool = False,
+           on_frame: Callable[[int, Path], None] | None = None) -> list[Path]:
+    """Write the clean plate of `frames` (default: all of the shot) to the output sequence.
+
+    A frame whose matte is empty is copied through (alpha 0) without running the network.
+
+    Returns:
+        The written paths, in frame order.
+    """
+    model.eval()
+    written = []
+    for frame in (shot.frames if frames is None else frames):
+        original = read_exr(shot.plate.path(frame))
+        matte = shot.full_matte(frame)
+        if matte.any():
+            fill = predict(model, shot, frame, device)
+        else:
+            fill = np.zeros((*matte.shape, 3), np.float32)
+        pixels, names = composite(original, fill, matte)
+        path = out.path(frame)
+        write_exr(path, pixels, output_spec(original.spec, names), overwrite=overwrite)
+        logger.debug("wrote %s", path)
+        written.append(path)
+        if on_frame is not None:
+            on_frame(frame, path)
+    return written

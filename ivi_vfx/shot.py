@@ -1,0 +1,214 @@
+"""A shot in memory at working resolution: the one loader of plates and mattes.
+
+Everything the trainer and the renderer need of a shot comes from `load_shot`: the frames as
+network-domain tensors at working resolution (padded to the network's modulo), the holes at the
+same size, where the padding lies, and the shaper that maps the plate into the network domain.
+The full-resolution originals stay on disk; the renderer reads each one again when it writes
+that frame, so the passthrough pixels come from the file itself.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ivi_vfx import masks
+from ivi_vfx.color import Shaper
+from ivi_vfx.errors import ChannelError, ShapeError
+from ivi_vfx.io.exr import ExrImage, read_exr
+from ivi_vfx.io.sequence import FrameSequence
+
+logger = logging.getLogger(__name__)
+
+RGB = ("R", "G", "B")
+MODULO = 4  # the generator downsamples twice by 2
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How a plate's display window maps to the working frame.
+
+    Attributes:
+        full: (H, W) of the plate's display window, in pixels.
+        work: (h, w) of the plate scaled to working resolution (before padding).
+        padded: (h, w) after padding bottom/right to a multiple of MODULO.
+    """
+
+    full: tuple[int, int]
+    work: tuple[int, int]
+    padded: tuple[int, int]
+
+    @classmethod
+    def for_plate(cls, full: tuple[int, int], work_size: int) -> Geometry:
+        """Scale so the longest side is at most `work_size` (never up), then pad to the modulo."""
+        height, width = full
+        scale = min(1.0, work_size / max(height, width))
+        work = (max(MODULO, round(height * scale)), max(MODULO, round(width * scale)))
+        padded = tuple(math.ceil(s / MODULO) * MODULO for s in work)
+        return cls(full=full, work=work, padded=padded)  # type: ignore[arg-type]
+
+    @property
+    def scaled(self) -> bool:
+        return self.work != self.full
+
+    def to_work(self, image: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) full resolution -> (N, C, h, w) working resolution, unpadded (antialiased bilinear)."""
+        if not self.scaled:
+            return image
+        return F.interpolate(image, size=self.work, mode="bilinear", antialias=True, align_corners=False)
+
+    def pad(self, image: torch.Tensor) -> torch.Tensor:
+        """(N, C, h, w) -> (N, C, ph, pw), replicating the last row and column into the padding."""
+        ph, pw = self.padded[0] - self.work[0], self.padded[1] - self.work[1]
+        return F.pad(image, (0, pw, 0, ph), mode="replicate") if ph or pw else image
+
+    def to_full(self, image: torch.Tensor) -> torch.Tensor:
+        """(N, C, ph, pw) padded working frame -> (N, C, H, W) full resolution (bilinear)."""
+        image = image[..., : self.work[0], : self.work[1]]
+        if not self.scaled:
+            return image
+        return F.interpolate(image, size=self.full, mode="bilinear", align_corners=False)
+
+
+@dataclass
+class Shot:
+    """A plate and its mattes, ready for training and rendering.
+
+    Attributes:
+        plate: the plate sequence on disk.
+        mattes: the matte sequence on disk.
+        matte_channel: the matte's channel name.
+        dilate: matte growth in full-resolution pixels.
+        geometry: full, working and padded sizes.
+        shaper: the shot's scene-linear <-> network-domain mapping.
+        images: (T, 3, ph, pw) float32 network-domain frames at working resolution.
+        holes: (T, 1, ph, pw) float32 {0, 1} mattes at working resolution.
+        valid: (1, 1, ph, pw) float32, 1 over the picture and 0 over the padding.
+    """
+
+    plate: FrameSequence
+    mattes: FrameSequence
+    matte_channel: str
+    dilate: int
+    geometry: Geometry
+    shaper: Shaper
+    images: torch.Tensor
+    holes: torch.Tensor
+    valid: torch.Tensor
+
+    @property
+    def frames(self) -> tuple[int, ...]:
+        return self.plate.frames
+
+    def index(self, frame: int) -> int:
+        return self.plate.frames.index(frame)
+
+    def fingerprint(self) -> str:
+        """A short hash of what training sees (pixels, holes, shaper): a checkpoint only resumes on its own shot."""
+        digest = hashlib.sha256()
+        digest.update(self.images.numpy().tobytes())
+        digest.update(self.holes.numpy().tobytes())
+        digest.update(repr(self.shaper.to_dict()).encode())
+        return digest.hexdigest()[:16]
+
+    def full_matte(self, frame: int) -> np.ndarray:
+        """(H, W) bool matte of one frame over the plate's display window, binarised and dilated."""
+        return read_matte(read_exr(self.mattes.path(frame)), self.matte_channel, self.dilate)
+
+
+def matte_channel_of(image: ExrImage, requested: str | None) -> str:
+    """The channel that holds the matte: the one asked for, else 'A', else the file's only channel."""
+    names = image.channel_names
+    if requested is not None:
+        image.channel_index(requested)  # raises ChannelError naming the file and what exists
+        return requested
+    if "A" in names:
+        return "A"
+    if len(names) == 1:
+        return names[0]
+    raise ChannelError(
+        f"{image.path}: no 'A' channel for the matte (channels: {', '.join(names)}); "
+        f"pass --mask-channel with the channel that holds it"
+    )
+
+
+def read_matte(image: ExrImage, channel: str, dilate: int) -> np.ndarray:
+    """(H, W) bool matte over the display window: binarised as the reference does (> 0), then dilated."""
+    matte = torch.from_numpy(np.nan_to_num(image.display((channel,))[..., 0], nan=0.0))
+    return masks.dilate(masks.binarize(matte), dilate).numpy() > 0
+
+
+def read_plate_rgb(image: ExrImage) -> np.ndarray:
+    """(H, W, 3) float32 scene-linear RGB over the display window (may hold NaN and inf)."""
+    for name in RGB:
+        if name not in image.channel_names:
+            raise ChannelError(
+                f"{image.path}: the plate has no {name} channel (channels: {', '.join(image.channel_names)}); "
+                f"IVI-VFX fills R, G and B: shuffle the plate's colour into them before rendering"
+            )
+    return image.display(RGB)
+
+
+def load_shot(plate: FrameSequence, mattes: FrameSequence, *, work_size: int, matte_channel: str | None = None,
+              dilate: int = 0) -> Shot:
+    """Read every frame of a plate and its mattes, check they agree, and build the working-resolution shot.
+
+    Raises:
+        ExrReadError: a frame is not a readable EXR (names it).
+        ShapeError: a matte's format differs from its plate's.
+        ChannelError: the plate has no RGB, or the matte has no such channel.
+    """
+    rgb_frames: list[np.ndarray] = []
+    hole_frames: list[torch.Tensor] = []
+    geometry: Geometry | None = None
+    channel: str | None = None
+    for frame in plate.frames:
+        plate_image = read_exr(plate.path(frame))
+        matte_image = read_exr(mattes.path(frame))
+        full = plate_image.display_window[3], plate_image.display_window[2]
+        matte_full = matte_image.display_window[3], matte_image.display_window[2]
+        if full != matte_full:
+            raise ShapeError(
+                f"{matte_image.path} is {matte_full[1]}x{matte_full[0]} but its plate {plate_image.path} is "
+                f"{full[1]}x{full[0]}; give a matte in the plate's format (Reformat it to the plate)"
+            )
+        if geometry is None:
+            geometry = Geometry.for_plate(full, work_size)
+        elif full != geometry.full:
+            raise ShapeError(
+                f"{plate_image.path} is {full[1]}x{full[0]} but frame {plate.frames[0]} is "
+                f"{geometry.full[1]}x{geometry.full[0]}; every frame of a plate must share one format"
+            )
+        channel = channel or matte_channel_of(matte_image, matte_channel)
+        rgb = read_plate_rgb(plate_image)
+        rgb_frames.append(geometry.to_work(torch.from_numpy(
+            np.nan_to_num(rgb, nan=0.0, posinf=65504.0, neginf=-65504.0)).permute(2, 0, 1)[None])[0])
+        matte = torch.from_numpy(read_matte(matte_image, channel, dilate)).float()[None, None]
+        hole_frames.append(masks.downsample(matte, geometry.work)[0])
+    assert geometry is not None and channel is not None  # a FrameSequence is never empty
+    linear = torch.stack(rgb_frames)  # (T, 3, h, w) scene-linear
+    shaper = Shaper.for_plate(linear.numpy())
+    images = geometry.pad(shaper.encode(linear))
+    holes = geometry.pad(torch.stack(hole_frames))
+    valid = geometry.pad(torch.ones(1, 1, *geometry.work))
+    if geometry.padded != geometry.work:
+        valid[..., geometry.work[0]:, :] = 0
+        valid[..., :, geometry.work[1]:] = 0
+    logger.info("shot: %d frames %dx%d, working %dx%d (padded %dx%d), matte channel %s, hole %.1f%% of pixels",
+                len(plate), geometry.full[1], geometry.full[0], geometry.work[1], geometry.work[0],
+                geometry.padded[1], geometry.padded[0], channel, 100 * float(holes.mean()))
+    return Shot(plate=plate, mattes=mattes, matte_channel=channel, dilate=dilate, geometry=geometry,
+                shaper=shaper, images=images.contiguous(), holes=holes.contiguous(), valid=valid)
+
+
+def shot_path_summary(shot: Shot) -> dict[str, object]:
+    """Where a shot came from, as plain data for checkpoints and logs."""
+    return {"plate": shot.plate.pattern, "mattes": shot.mattes.pattern, "frames": list(shot.frames),
+            "matte_channel": shot.matte_channel, "dilate": shot.dilate, "full": list(shot.geometry.full),
+            "work": list(shot.geometry.work), "folder": str(Path(shot.plate.pattern).parent)}

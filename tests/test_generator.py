@@ -1,0 +1,53 @@
+"""The generator matches the reference architecture."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ivi_vfx.nets.generator import GatedConv, Generator
+
+
+def _count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_parameter_count_is_the_papers() -> None:
+    g = Generator(48)
+    assert _count(g) == 4_051_278
+    # The reference's parts, counted from its layer definitions.
+    assert _count(g.coarse) == 1_629_951
+    assert _count(g.hallucinate) == 990_000
+    assert _count(g.plain) == 782_352
+    assert _count(g.head) == 648_975
+
+
+def test_gated_layer_outputs_half_its_filters() -> None:
+    layer = GatedConv(4, 48, k=5)
+    assert layer(torch.randn(2, 4, 16, 16)).shape == (2, 24, 16, 16)
+    raw = GatedConv(12, 3, gated=False)
+    assert raw(torch.randn(1, 12, 8, 8)).shape == (1, 3, 8, 8)
+
+
+@pytest.mark.parametrize("size", [(15, 17), (16, 16)])
+def test_stride_two_pads_like_tensorflow_same(size: tuple[int, int]) -> None:
+    layer = GatedConv(3, 8, k=3, stride=2)
+    out = layer(torch.randn(1, 3, *size))
+    assert out.shape[-2:] == tuple(-(-s // 2) for s in size)
+
+
+def test_forward_gives_two_images_in_tanh_range_and_both_get_gradients() -> None:
+    torch.manual_seed(0)
+    g = Generator(8)
+    image = torch.rand(2, 3, 16, 24) * 2 - 1
+    hole = torch.zeros(2, 1, 16, 24)
+    hole[..., 4:10, 6:14] = 1
+    coarse, refined = g(image, hole)
+    assert coarse.shape == refined.shape == image.shape
+    assert coarse.abs().max() <= 1 and refined.abs().max() <= 1
+    refined.mean().backward()
+    assert g.coarse[0].conv.weight.grad is not None and g.head[-1].conv.weight.grad.abs().sum() > 0
+
+
+def test_width_must_divide_by_four() -> None:
+    with pytest.raises(ValueError, match="multiple of 4"):
+        Generator(30)

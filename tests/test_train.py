@@ -1,0 +1,109 @@
+"""Internal training: seeded and deterministic, checkpoints that carry their config, exact resume."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TinyShot, make_tiny_shot
+from ivi_vfx.config import PRESETS, TrainConfig, preset_config
+from ivi_vfx.io.sequence import find_sequence
+from ivi_vfx.shot import Shot, load_shot
+from ivi_vfx.train import BatchSampler, fit, load_model
+
+TINY = TrainConfig(preset="test", cnum=8, steps=6, batch_size=2, work_size=64, log_every=2, checkpoint_every=3)
+
+
+def _shot(tiny: TinyShot, work_size: int = 64) -> Shot:
+    return load_shot(find_sequence(tiny.plate), find_sequence(tiny.mask), work_size=work_size)
+
+
+def _weights(model: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def test_same_seed_same_weights_other_seed_other_weights(tiny_shot: TinyShot) -> None:
+    shot = _shot(tiny_shot)
+    a, b = fit(shot, TINY).model, fit(shot, TINY).model
+    c = fit(shot, TINY.replace(seed=1)).model
+    assert all(torch.equal(x, y) for x, y in zip(_weights(a), _weights(b)))
+    assert not all(torch.equal(x, y) for x, y in zip(_weights(a), _weights(c)))
+
+
+def test_training_lowers_the_loss(tiny_shot: TinyShot) -> None:
+    shot = _shot(tiny_shot)
+    seen: list[float] = []
+    fit(shot, TINY.replace(steps=40, cnum=8), on_step=lambda info: seen.append(info.losses["total"]) and None)
+    assert sum(seen[-5:]) < sum(seen[:5])
+    assert set(fit(shot, TINY.replace(steps=1)).losses) >= {"l1_coarse", "l1_refined", "total"}
+
+
+def test_stop_then_resume_equals_one_run(tiny_shot: TinyShot, tmp_path: Path) -> None:
+    shot = _shot(tiny_shot)
+    straight = fit(shot, TINY)  # 2N = 6 steps in one go
+    ckpt = tmp_path / "run.ckpt"
+    first = fit(shot, TINY, checkpoint=ckpt, on_step=lambda info: info.step == 3)  # N steps, then a stop
+    assert first.stopped and first.step == 3
+    second = fit(shot, TINY, checkpoint=ckpt)  # N more, resumed
+    assert second.step == 6 and not second.stopped
+    assert all(torch.equal(x, y) for x, y in zip(_weights(straight.model), _weights(second.model)))
+
+
+def test_checkpoint_loads_with_weights_only_and_carries_config_and_architecture(tiny_shot: TinyShot,
+                                                                                 tmp_path: Path) -> None:
+    shot = _shot(tiny_shot)
+    ckpt = tmp_path / "run.ckpt"
+    result = fit(shot, TINY, checkpoint=ckpt)
+    data = torch.load(ckpt, weights_only=True)
+    assert TrainConfig.from_dict(data["config"]) == TINY
+    assert data["arch"] == {"name": "refine", "cnum": 8} and data["step"] == 6
+    assert data["shot"]["fingerprint"] == shot.fingerprint()
+    model, _ = load_model(ckpt)
+    image, hole = shot.images[:1], shot.holes[:1]
+    assert torch.equal(model(image, hole)[1], result.model(image, hole)[1])
+
+
+def test_a_checkpoint_of_another_shot_is_not_resumed(tmp_path: Path) -> None:
+    ckpt = tmp_path / "run.ckpt"
+    fit(_shot(make_tiny_shot(tmp_path / "a", seed=1)), TINY, checkpoint=ckpt)
+    other = fit(_shot(make_tiny_shot(tmp_path / "b", seed=2)), TINY.replace(steps=2), checkpoint=ckpt)
+    assert other.step == 2  # started afresh instead of claiming the other shot's 6 steps
+
+
+def test_batches_follow_the_reference_recipe(tiny_shot: TinyShot) -> None:
+    shot = _shot(tiny_shot)
+    sampler = BatchSampler(shot, TINY.replace(batch_size=3), torch.Generator().manual_seed(0))
+    images, holes, weight = sampler.draw(step=1)
+    # Consecutive frames, cycling: step 1 of batch 3 on 5 frames takes frames 3, 4, 0.
+    assert torch.equal(images, shot.images[[3, 4, 0]])
+    own = shot.holes[[3, 4, 0]]
+    assert (holes >= own).all() and holes.sum() > own.sum()  # own matte plus a shifted one
+    assert torch.equal(weight, 1 - own)  # loss everywhere but the own matte (no padding here)
+
+
+def test_crops_hold_a_training_hole(tiny_shot: TinyShot) -> None:
+    shot = _shot(tiny_shot)
+    sampler = BatchSampler(shot, TINY.replace(crop=16, batch_size=4), torch.Generator().manual_seed(3))
+    for step in range(5):
+        images, holes, weight = sampler.draw(step)
+        assert images.shape == (4, 3, 16, 16) and holes.shape == weight.shape == (4, 1, 16, 16)
+        assert (holes * weight).flatten(1).sum(1).gt(0).all()  # every crop has a hole with known truth
+
+
+def test_every_preset_trains_two_steps(tiny_shot: TinyShot) -> None:
+    shot = _shot(tiny_shot)
+    for name in PRESETS:
+        cfg = preset_config(name).replace(steps=2, batch_size=2)
+        assert fit(shot, cfg).step == 2
+
+
+def test_config_round_trip_and_errors() -> None:
+    cfg = preset_config("cpu")
+    assert TrainConfig.from_json(cfg.to_json()) == cfg
+    with pytest.raises(ValueError, match="unknown configuration keys: colour"):
+        TrainConfig.from_dict({**cfg.to_dict(), "colour": 1})
+    with pytest.raises(ValueError, match="multiple of 4"):
+        cfg.replace(cnum=30)
+    with pytest.raises(ValueError, match="unknown preset 'fast'.*paper"):
+        preset_config("fast")
