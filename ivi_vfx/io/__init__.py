@@ -1,1 +1,1 @@
-"""Reading and writing plates: EXR images (OpenImageIO) and frame sequences (fileseq)."""
+"""Reading and writing EXR frames and resolving frame-number patterns on disk."""

@@ -1,14 +1,23 @@
-"""EXR frames through OpenImageIO: channels by name, data/display windows, pixel types, metadata.
+"""EXR frames in and out through OpenImageIO, keeping everything a compositor relies on.
 
-A frame is read whole into float32 (half -> float32 is exact for every half code, NaN and inf
-included) together with its ImageSpec, which carries everything else: windows, per-channel
-types, tiling, compression, timecode and custom attributes. Writing starts from that spec, so
-what the tool does not change, it keeps.
+Reading gives float32 pixels over the file's data window plus the header as OIIO reads it (windows,
+channel names and types, compression, tiling, metadata). Writing takes a header derived from the
+input frame (``output_spec``) so the clean plate keeps the plate's windows, pixel types, tiling,
+timecode and custom attributes, with a lossless compression so untouched pixels pass through
+bit-exact (half -> float32 -> half is exact for every half code, NaN and inf included).
+
+OIIO never raises: ``ImageInput.open``/``ImageOutput.create`` return None (message in
+``oiio.geterror()``) and ``open``/``read_image``/``write_image`` return False/None (message in
+``.geterror()``). Every call is checked here and turned into an ``ExrReadError``/``ExrWriteError``
+that names the file and the fix.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import secrets
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,19 +29,22 @@ from ivi_vfx.errors import ChannelError, ExrReadError, ExrWriteError, OutputExis
 
 logger = logging.getLogger(__name__)
 
-# Compressions that give back the exact bits. pxr24 is exact for half but rounds float32, so it
-# counts only when no channel is float32; b44 and dwa are lossy.
+# Lossless for every pixel type. pxr24 is lossless for half (and uint) but rounds float32 to 24 bits,
+# so it only counts as lossless when every channel is half; b44/b44a/dwaa/dwab are lossy.
 LOSSLESS_COMPRESSIONS = frozenset({"none", "rle", "zips", "zip", "piz"})
+FALLBACK_COMPRESSION = "zip"
+_EXR_FORMAT = "openexr"  # OIIO's format name; also picks the writer regardless of the file's suffix
 
 
 @dataclass
 class ExrImage:
-    """One EXR frame.
+    """One EXR frame in memory.
 
     Attributes:
-        path: where it was read from.
-        spec: the header as read (windows, channel names and types, tiling, compression, metadata).
-        pixels: (h, w, c) float32 over the data window, channels in `spec.channelnames` order.
+        path: the file it was read from.
+        spec: the header as read (windows, channel names and types, compression, tiling, metadata).
+        pixels: (h, w, c) float32 over the DATA window, channels in ``spec.channelnames`` order
+            (OIIO puts R, G, B, A first, then the rest in file order). Half data is exact in float32.
     """
 
     path: Path
@@ -41,152 +53,302 @@ class ExrImage:
 
     @property
     def channel_names(self) -> tuple[str, ...]:
+        """The channel names, in the order of the last axis of ``pixels``."""
         return tuple(self.spec.channelnames)
 
     @property
     def data_window(self) -> tuple[int, int, int, int]:
-        """(x, y, width, height) of the stored pixels."""
-        return self.spec.x, self.spec.y, self.spec.width, self.spec.height
+        """(x, y, width, height) of the stored pixels, in pixels; x, y may be negative (overscan)."""
+        s = self.spec
+        return s.x, s.y, s.width, s.height
 
     @property
     def display_window(self) -> tuple[int, int, int, int]:
-        """(x, y, width, height) of the format."""
-        return self.spec.full_x, self.spec.full_y, self.spec.full_width, self.spec.full_height
+        """(x, y, width, height) of the format (Nuke's 'format'), in pixels."""
+        s = self.spec
+        return s.full_x, s.full_y, s.full_width, s.full_height
 
     def channel_index(self, name: str) -> int:
-        if name not in self.channel_names:
-            raise ChannelError(f"{self.path} has no channel {name!r} (channels: {', '.join(self.channel_names)}); "
-                               f"pass --mask-channel with one of those")
-        return self.channel_names.index(name)
+        """Index of channel ``name`` along the last axis of ``pixels``.
+
+        Raises:
+            ChannelError: no such channel; the message names the file and the channels it has.
+        """
+        names = self.channel_names
+        if name not in names:
+            # The one user-chosen channel is the matte's, so the fix names its option.
+            example = names[0] if names else "A"
+            raise ChannelError(f"{self.path} has no channel '{name}' (it has: {', '.join(names)}); "
+                               f"choose one of those (for a matte: --mask-channel {example})")
+        return names.index(name)
 
     def channel(self, name: str) -> np.ndarray:
-        """(h, w) one channel over the data window."""
+        """(h, w) float32 view of one channel over the data window."""
         return self.pixels[..., self.channel_index(name)]
 
     def display(self, names: Sequence[str]) -> np.ndarray:
-        """(H, W, len(names)) float32 over the display window; 0 where no data is stored, data beyond it cropped."""
-        index = [self.channel_index(n) for n in names]
-        x, y, width, height = self.data_window
-        fx, fy, full_width, full_height = self.display_window
-        out = np.zeros((full_height, full_width, len(names)), np.float32)
-        x0, y0 = max(x, fx), max(y, fy)
-        x1, y1 = min(x + width, fx + full_width), min(y + height, fy + full_height)
+        """Channels ``names`` over the DISPLAY window.
+
+        Pixels of the display window outside the data window are 0; data outside the display
+        window (overscan) is cropped away.
+
+        Returns:
+            (H, W, len(names)) float32, H and W the display window's height and width.
+
+        Raises:
+            ChannelError: a name is not a channel of the file.
+        """
+        indices = [self.channel_index(n) for n in names]
+        fx, fy, fw, fh = self.display_window
+        dx, dy, dw, dh = self.data_window
+        out = np.zeros((fh, fw, len(indices)), np.float32)
+        # The overlap of the two windows, in absolute pixel coordinates.
+        x0, y0 = max(dx, fx), max(dy, fy)
+        x1, y1 = min(dx + dw, fx + fw), min(dy + dh, fy + fh)
         if x1 > x0 and y1 > y0:
-            out[y0 - fy:y1 - fy, x0 - fx:x1 - fx] = self.pixels[y0 - y:y1 - y, x0 - x:x1 - x][..., index]
+            out[y0 - fy:y1 - fy, x0 - fx:x1 - fx] = self.pixels[y0 - dy:y1 - dy, x0 - dx:x1 - dx][..., indices]
         return out
 
 
-def _open(path: Path) -> oiio.ImageInput:
-    if not path.is_file():
-        raise ExrReadError(f"{path} does not exist; check the path")
-    inp = oiio.ImageInput.open(str(path))
-    if inp is None:
-        raise ExrReadError(f"cannot read {path} as an EXR ({oiio.geterror().strip()}): the file is truncated or "
-                           f"not an EXR; re-render or replace it")
-    if inp.format_name() != "openexr":
+def read_exr(path: str | os.PathLike[str]) -> ExrImage:
+    """Read every channel of an EXR (first part only) as float32 over its data window.
+
+    Raises:
+        ExrReadError: the file is missing, not an image, not an EXR, deep, or truncated/corrupt.
+    """
+    path = Path(path)
+    inp = _open_input(path)
+    try:
+        spec = oiio.ImageSpec(inp.spec())  # a copy that outlives the reader
+        pixels = inp.read_image(0, 0, 0, spec.nchannels, oiio.FLOAT)
+        # A truncated file opens fine (the header is intact) and only fails here.
+        if pixels is None or inp.has_error:
+            raise ExrReadError(_unreadable(path, inp.geterror() or "no pixel data"))
+    finally:
         inp.close()
-        raise ExrReadError(f"{path} is a {inp.format_name()} file, not an EXR; convert it to EXR (e.g. with oiiotool)")
-    return inp
+    pixels = np.ascontiguousarray(pixels, dtype=np.float32).reshape(spec.height, spec.width, spec.nchannels)
+    return ExrImage(path, spec, pixels)
 
 
-def read_header(path: Path | str) -> oiio.ImageSpec:
-    """The header of an EXR without its pixels."""
-    inp = _open(Path(path))
+def read_header(path: str | os.PathLike[str]) -> oiio.ImageSpec:
+    """Read an EXR's header only (fast; does not detect truncated pixel data).
+
+    Raises:
+        ExrReadError: the file is missing, not an image, not an EXR, or deep.
+    """
+    path = Path(path)
+    inp = _open_input(path)
     try:
         return oiio.ImageSpec(inp.spec())
     finally:
         inp.close()
 
 
-def read_exr(path: Path | str) -> ExrImage:
-    """Read every channel of an EXR's first part over its data window (see ExrImage)."""
-    path = Path(path)
-    inp = _open(path)
-    try:
-        spec = oiio.ImageSpec(inp.spec())
-        pixels = inp.read_image(0, 0, 0, spec.nchannels, "float")
-        # A truncated file opens fine and fails here, with None or an error left on the reader.
-        error = inp.geterror() if pixels is None or inp.has_error else ""
-    finally:
-        inp.close()
-    if pixels is None or error:
-        raise ExrReadError(f"cannot read the pixels of {path} ({(error or oiio.geterror()).strip()}): the file is "
-                           f"truncated or damaged; re-render or replace it")
-    pixels = np.asarray(pixels, np.float32).reshape(spec.height, spec.width, spec.nchannels)
-    return ExrImage(path=path, spec=spec, pixels=pixels)
-
-
-def _channel_types(spec: oiio.ImageSpec) -> list[str]:
-    formats = spec.channelformats or [spec.format] * spec.nchannels
-    return [str(f) for f in formats]
-
-
 def output_spec(template: oiio.ImageSpec, channel_names: Sequence[str]) -> oiio.ImageSpec:
-    """The header to write a changed frame with: the template's all through, with these channels.
+    """The header to write a derived frame with: the template's, with other channels.
 
-    A channel keeps its template type (new ones take the template's main type); windows, tiling,
-    timecode and every other attribute are kept; a lossy compression becomes zip, since the
-    pixels the tool passes through must keep their exact bits.
+    Keeps all metadata (timecode, FPS, camera matrices, custom attributes), the data and display
+    windows and the tiling. Each channel keeps its template pixel type; a channel the template lacks
+    takes the template's format. The compression stays the template's if it is lossless for the
+    channel types, else it becomes zip (with a warning) so untouched pixels pass through bit-exact.
+
+    Args:
+        template: the header of the input frame, e.g. ``read_exr(...).spec``.
+        channel_names: the channels to write, in the order of the pixels' last axis.
+
+    Returns:
+        A new spec; the template is not changed.
     """
-    spec = oiio.ImageSpec(template)
-    old = dict(zip(template.channelnames, _channel_types(template)))
-    types = [old.get(name, str(template.format)) for name in channel_names]
-    spec.nchannels = len(channel_names)
-    spec.channelnames = tuple(channel_names)
-    spec.alpha_channel = list(channel_names).index("A") if "A" in channel_names else -1
-    spec.z_channel = -1
-    if len(set(types)) == 1:
-        spec.set_format(oiio.TypeDesc(types[0]))
-        spec.channelformats = ()
-    else:
-        spec.channelformats = tuple(oiio.TypeDesc(t) for t in types)
-    spec.erase_attribute("oiio:subimages")
-    compression = str(template.get_string_attribute("compression", "zip"))
-    base = compression.split(":")[0]
-    lossless = base in LOSSLESS_COMPRESSIONS or (base == "pxr24" and "float" not in types)
-    if not lossless:
-        logger.warning("the plate is %s-compressed (lossy); writing zip so untouched pixels keep their bits",
-                       compression)
-        spec.attribute("compression", "zip")
+    names = tuple(channel_names)
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"output channels must be unique and non-empty, got {names}")
+    types = _channel_types(template)
+    out_types = [types.get(name, template.format) for name in names]
+
+    spec = oiio.ImageSpec(template)  # copies windows, tiling and every attribute
+    spec.nchannels = len(names)
+    spec.channelnames = names
+    widest = max(out_types, key=lambda t: t.size())
+    spec.set_format(widest)  # also clears channelformats
+    if any(t != widest for t in out_types):
+        spec.channelformats = tuple(out_types)
+    spec.alpha_channel = names.index("A") if "A" in names else -1
+    spec.z_channel = names.index("Z") if "Z" in names else -1
+    spec.erase_attribute("oiio:subimages")  # describes the input file, and we write one part
+    _set_lossless_compression(spec, template, out_types)
     return spec
 
 
-def check_writable(folder: Path) -> None:
-    """Make sure `folder` exists (creating it) and can take files, before any work is done."""
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ExrWriteError(f"cannot create the output folder {folder} ({exc.strerror}); choose another --out") from exc
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ExrWriteError(f"the output folder {folder} is not writable; fix its permissions or choose another --out")
+def write_exr(path: str | os.PathLike[str], pixels: np.ndarray, spec: oiio.ImageSpec, *,
+              overwrite: bool = False) -> None:
+    """Write one EXR atomically: to a hidden temp file in the same folder, then renamed into place.
 
-
-def write_exr(path: Path | str, pixels: np.ndarray, spec: oiio.ImageSpec, *, overwrite: bool = False) -> None:
-    """Write a frame atomically: a hidden temporary file in the same folder, then a rename.
+    A killed or failed write never leaves a partial frame under ``path``; the temp file
+    (``.<name>.<random>.tmp``) never matches a frame pattern and is removed on failure.
 
     Args:
-        path: the frame's file.
-        pixels: (h, w, c) float32 over the spec's data window, channels in the spec's order;
-            converted to the spec's (per-channel) pixel types on write.
-        spec: the header (see output_spec).
+        path: the file to write (always EXR, whatever its suffix).
+        pixels: (h, w, c) float pixels over ``spec``'s data window, channels in ``spec.channelnames``
+            order; converted by OIIO to each channel's type in ``spec`` (half, float).
+        spec: the header, usually from ``output_spec``.
         overwrite: replace an existing file.
+
+    Raises:
+        ShapeError: ``pixels`` does not match the spec's data window and channel count.
+        OutputExistsError: ``path`` exists and ``overwrite`` is False.
+        ExrWriteError: the folder cannot be created or written, or OIIO fails to write.
     """
     path = Path(path)
-    if pixels.shape != (spec.height, spec.width, spec.nchannels):
-        raise ShapeError(f"{path}: pixels of shape {pixels.shape} do not fit the header "
-                         f"({spec.height}, {spec.width}, {spec.nchannels})")
+    pixels = _checked_pixels(path, pixels, spec)
+    if path.is_dir():
+        raise ExrWriteError(f"cannot write {path}: it is a folder; choose another --out")
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} exists; pass --overwrite to replace it, or choose another --out")
-    check_writable(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    out = oiio.ImageOutput.create("openexr")
+    _make_folder(path.parent)
+    tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
     try:
-        ok = out.open(str(tmp), spec) and out.write_image(np.ascontiguousarray(pixels, np.float32))
-        error = "" if ok else out.geterror()
-        out.close()
-        if not ok:
-            raise ExrWriteError(f"cannot write {path} ({error.strip()}); check the disk and the --out folder")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        _write_file(tmp, pixels, spec, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise ExrWriteError(f"cannot move the finished {tmp.name} to {path} ({exc.strerror or exc}); "
+                                f"check the permissions of {path.parent} or choose another --out") from exc
+    except BaseException:
+        with contextlib.suppress(OSError):  # never hide the real error behind a cleanup error
+            tmp.unlink(missing_ok=True)  # also on KeyboardInterrupt: no stray temp files
+        raise
+    logger.debug("wrote %s", path)
+
+
+def check_writable(folder: str | os.PathLike[str]) -> None:
+    """Fail early, before any work, if outputs cannot be written into ``folder``.
+
+    Creates the folder (and its parents) when missing, then creates and removes a hidden probe file:
+    the only test that holds for root, read-only mounts and ACLs alike.
+
+    Raises:
+        ExrWriteError: the folder cannot be created or written; the message names it and the fix.
+    """
+    folder = Path(folder)
+    _make_folder(folder)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".ivi-write-check.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ExrWriteError(f"cannot write into the output folder {folder} ({exc.strerror or exc}); "
+                            f"fix its permissions or choose another --out") from exc
+
+
+# --- reading helpers -------------------------------------------------------------------------------
+
+
+def _open_input(path: Path) -> oiio.ImageInput:
+    """An open reader on the first part of an EXR; the caller closes it."""
+    if not path.exists():
+        raise ExrReadError(f"{path} does not exist; check the path and the frame range")
+    if path.is_dir():
+        raise ExrReadError(f"{path} is a folder, not an EXR file; check the path")
+    inp = oiio.ImageInput.open(str(path))
+    if inp is None:
+        raise ExrReadError(_unreadable(path, oiio.geterror()))
+    try:
+        _check_input(path, inp)
+    except BaseException:
+        inp.close()
+        raise
+    return inp
+
+
+def _check_input(path: Path, inp: oiio.ImageInput) -> None:
+    """Reject what is an image but not a flat EXR (a PNG named .exr, deep data)."""
+    fmt = inp.format_name()
+    if fmt != _EXR_FORMAT:
+        raise ExrReadError(f"{path} is a {fmt} image, not an EXR; convert it "
+                           f"(oiiotool {path.name} -d half -o out.exr) or replace it")
+    spec = inp.spec()
+    if spec.deep:
+        raise ExrReadError(f"{path} is a deep EXR; flatten it (Nuke DeepToImage) and write a flat EXR")
+    parts = spec.get_int_attribute("oiio:subimages", 1)
+    if parts > 1:
+        logger.warning("%s has %d parts; only the first (channels %s) is read", path, parts,
+                       ", ".join(spec.channelnames))
+
+
+def _unreadable(path: Path, error: str) -> str:
+    return (f"cannot read {path} as an EXR ({_short_error(error, path)}): the file is truncated or not an EXR; "
+            f"re-render or replace it")
+
+
+def _short_error(error: str, path: Path) -> str:
+    """OIIO's message on one line: unique lines, without the repeated 'EXR Error (<path>): ' prefix."""
+    lines = []
+    for line in (error or "unknown error").splitlines():
+        line = line.replace(f"EXR Error ({path}): ", "").strip()
+        if line and line not in lines:
+            lines.append(line)
+    text = "; ".join(lines)
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+# --- writing helpers -------------------------------------------------------------------------------
+
+
+def _channel_types(spec: oiio.ImageSpec) -> dict[str, oiio.TypeDesc]:
+    """Channel name -> its pixel type (channelformats is empty when all channels share spec.format)."""
+    formats = list(spec.channelformats) or [spec.format] * spec.nchannels
+    return dict(zip(spec.channelnames, formats))
+
+
+def _set_lossless_compression(spec: oiio.ImageSpec, template: oiio.ImageSpec,
+                              types: Sequence[oiio.TypeDesc]) -> None:
+    """Keep the template's compression if it loses nothing for these channel types, else use zip."""
+    original = template.get_string_attribute("compression", FALLBACK_COMPRESSION)
+    name = original.split(":", 1)[0].lower()  # 'dwaa:45' carries a level after the colon
+    all_half = all(t == oiio.TypeDesc("half") for t in types)
+    if name in LOSSLESS_COMPRESSIONS or (name == "pxr24" and all_half):
+        spec.attribute("compression", original)
+        return
+    logger.warning("compression %s is lossy for these channels; writing %s instead so untouched "
+                   "pixels stay bit-exact", original, FALLBACK_COMPRESSION)
+    spec.attribute("compression", FALLBACK_COMPRESSION)
+    spec.erase_attribute("openexr:dwaCompressionLevel")  # meaningless without dwa
+
+
+def _checked_pixels(path: Path, pixels: np.ndarray, spec: oiio.ImageSpec) -> np.ndarray:
+    """``pixels`` as C-contiguous float32 (h, w, c), or ShapeError naming the file."""
+    array = np.asarray(pixels)
+    if array.dtype.kind != "f":
+        raise TypeError(f"cannot write {path}: pixels must be floating point, got {array.dtype}")
+    if array.ndim == 2 and spec.nchannels == 1:
+        array = array[..., None]
+    expected = (spec.height, spec.width, spec.nchannels)
+    if array.shape != expected:
+        raise ShapeError(f"cannot write {path}: the pixels are {array.shape} (h, w, c) but its header's data "
+                         f"window and channels need {expected}; pass pixels over the header's data window")
+    # float16 -> float32 is exact, so half input still round-trips bit-exact.
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way (FileExists/NotADirectory), no permission, read-only mount
+        raise ExrWriteError(f"cannot create the output folder {folder} ({exc.strerror or exc}); "
+                            f"remove what is in the way, fix the permissions, or choose another --out") from exc
+
+
+def _write_file(tmp: Path, pixels: np.ndarray, spec: oiio.ImageSpec, final: Path) -> None:
+    """Write ``pixels`` to ``tmp`` as EXR; ExrWriteError (naming ``final``) on any OIIO failure."""
+    out = oiio.ImageOutput.create(_EXR_FORMAT)  # by format name: the '.tmp' suffix names no format
+    if out is None:
+        raise ExrWriteError(f"cannot write {final}: OpenImageIO has no EXR writer ({oiio.geterror()}); "
+                            f"reinstall OpenImageIO")
+    # OIIO converts float32 to each channel's type in spec (per-channel formats included).
+    ok = out.open(str(tmp), spec) and out.write_image(pixels)
+    error = out.geterror() if not ok else ""
+    closed = out.close()  # flushes the last chunks: a full disk can fail here
+    if not ok or not closed:
+        error = error or out.geterror() or "closing the file failed"
+        raise ExrWriteError(f"cannot write {final} ({error.strip()}); check that {final.parent} is writable "
+                            f"and has free space, or choose another --out")
