@@ -45,6 +45,9 @@ training = _stack(
     click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None,
                  help="Named configuration (default: 'paper' on a GPU, 'cpu' otherwise)."),
     click.option("--steps", type=click.IntRange(min=0), default=None, help="Training steps (default: the preset's)."),
+    click.option("--budget", type=click.FloatRange(min=0), default=None, metavar="MINUTES",
+                 help="Most minutes of training, 0 for no limit (default: the preset's); training ends at "
+                      "--steps or here, whichever comes first."),
     click.option("--work-size", type=click.IntRange(min=16), default=None, metavar="PIXELS",
                  help="Longest side of the working resolution (default: the preset's)."),
     click.option("--dilate", type=click.IntRange(min=0), default=None, metavar="PIXELS",

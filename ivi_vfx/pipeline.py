@@ -73,11 +73,11 @@ def inpaint(plate: str, mask: str, out: str, cfg: TrainConfig, *, frames: list[i
     report = on_progress or (lambda fraction: None)
 
     def on_step(info: StepInfo) -> bool:
-        report(TRAIN_SHARE * info.step / max(info.total, 1))
+        report(TRAIN_SHARE * info.fraction)
         return bool(should_stop and should_stop())
 
-    logger.info("training %s preset: %d steps, width %d, batch %d, device %s", cfg.preset, cfg.steps, cfg.cnum,
-                cfg.batch_size, torch_device)
+    logger.info("training %s preset: %d steps%s, width %d, batch %d, device %s", cfg.preset, cfg.steps,
+                f" or {cfg.budget:g} min" if cfg.budget else "", cfg.cnum, cfg.batch_size, torch_device)
     result = fit(shot, cfg, device=torch_device, checkpoint=checkpoint, resume=resume, on_step=on_step)
     if result.stopped:
         raise StopRequested(f"stopped at step {result.step} of {cfg.steps}; checkpoint {checkpoint}; "

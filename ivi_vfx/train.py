@@ -46,6 +46,8 @@ class StepInfo:
     """The step's loss terms."""
     seconds: float
     """Wall time of this step, in seconds."""
+    fraction: float = 0.0
+    """How far the run is, 0..1: the larger of the steps' share and the budget's share spent."""
 
 
 @dataclass
@@ -56,6 +58,8 @@ class FitResult:
     step: int
     stopped: bool
     """True when on_step asked to stop before the last step (a checkpoint was written)."""
+    out_of_budget: bool = False
+    """True when cfg.budget ran out before cfg.steps (a checkpoint was written)."""
     losses: dict[str, float] = field(default_factory=dict)
     """Mean of each loss term over the last logging interval."""
     seconds: float = 0.0
@@ -165,7 +169,8 @@ def _resume(path: Path, cfg: TrainConfig, shot: Shot, model: Generator, optimize
         logger.warning("%s was trained on another shot; starting afresh", path)
         return 0
     # Only the schedule length may differ: anything else would make the resumed run another run.
-    if theirs.replace(steps=cfg.steps, log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every) != cfg:
+    if theirs.replace(steps=cfg.steps, budget=cfg.budget, log_every=cfg.log_every,
+                      checkpoint_every=cfg.checkpoint_every) != cfg:
         logger.warning("%s was trained with another configuration; starting afresh", path)
         return 0
     try:
@@ -199,7 +204,8 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
     step = _resume(Path(checkpoint), cfg, shot, model, optimizer, rng, device) if checkpoint and resume else 0
     sampler = BatchSampler(shot, cfg, rng)
     model.train()
-    started, window, stopped = time.perf_counter(), [], False
+    started, window, stopped, out_of_budget = time.perf_counter(), [], False, False
+    budget_s = cfg.budget * 60.0
     running: dict[str, float] = {}
     if not shot.holes.any():
         logger.info("every matte is empty: nothing to learn, frames will be copied through")
@@ -217,20 +223,29 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
         values = {name: float(value.detach()) for name, value in terms.items()} | {"total": float(total.detach())}
         window.append(values)
         seconds = time.perf_counter() - tic
-        if step % cfg.log_every == 0 or step == cfg.steps:
+        elapsed = time.perf_counter() - started
+        # Stop before a step that would overrun the budget, judging by the step just taken.
+        out_of_budget = budget_s > 0 and step < cfg.steps and elapsed + seconds > budget_s
+        fraction = 1.0 if out_of_budget else max(step / max(cfg.steps, 1), elapsed / budget_s if budget_s else 0.0)
+        if step % cfg.log_every == 0 or step == cfg.steps or out_of_budget:
             running = {k: sum(v[k] for v in window) / len(window) for k in values}
             logger.info("step %d/%d loss %.4f (%s) %.3f s/step", step, cfg.steps, running["total"],
                         " ".join(f"{k} {v:.4f}" for k, v in running.items() if k != "total"), seconds)
             window = []
-        if checkpoint and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+        if checkpoint and (step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_budget):
             ckpt.save(checkpoint, _payload(cfg, shot, model, optimizer, rng, step))
-        if on_step is not None and on_step(StepInfo(step, cfg.steps, values, seconds)) and step < cfg.steps:
+        if out_of_budget:
+            logger.info("the budget of %g min is spent at step %d of %d", cfg.budget, step, cfg.steps)
+        info = StepInfo(step, cfg.steps, values, seconds, min(fraction, 1.0))
+        if on_step is not None and on_step(info) and step < cfg.steps and not out_of_budget:
             if checkpoint:
                 ckpt.save(checkpoint, _payload(cfg, shot, model, optimizer, rng, step))
             stopped = True
             break
+        if out_of_budget:
+            break
     model.eval()
-    return FitResult(model=model, step=step, stopped=stopped, losses=running,
+    return FitResult(model=model, step=step, stopped=stopped, out_of_budget=out_of_budget, losses=running,
                      seconds=time.perf_counter() - started)
 
 

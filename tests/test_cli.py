@@ -44,6 +44,15 @@ def test_frames_option_and_quiet(tiny_shot: TinyShot, tmp_path: Path) -> None:
     assert "step" not in r.stderr
 
 
+def test_budget_ends_training_early_and_still_renders(tiny_shot: TinyShot, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    r = ivi("inpaint", "--plate", tiny_shot.plate, "--mask", tiny_shot.mask, "--out", str(out / "c.####.exr"),
+            "--preset", "preview", "--work-size", "32", "--device", "cpu", "--steps", "100000", "--budget", "0.00001")
+    assert r.returncode == 0, r.stderr
+    assert "budget of 1e-05 min is spent at step 1 of 100000" in r.stderr
+    assert len(list(out.glob("c.*.exr"))) == len(tiny_shot.frames)
+
+
 def _bad_truncated(shot: TinyShot) -> None:
     p = shot.folder / "plate.1003.exr"
     p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])

@@ -50,6 +50,22 @@ def test_stop_then_resume_equals_one_run(tiny_shot: TinyShot, tmp_path: Path) ->
     assert all(torch.equal(x, y) for x, y in zip(_weights(straight.model), _weights(second.model)))
 
 
+def test_a_spent_budget_ends_training_with_a_checkpoint_and_a_later_run_continues(tiny_shot: TinyShot,
+                                                                                     tmp_path: Path) -> None:
+    shot = _shot(tiny_shot)
+    ckpt = tmp_path / "run.ckpt"
+    fractions: list[float] = []
+    # A budget of 6 microseconds is spent by the first step, whatever the machine.
+    short = fit(shot, TINY.replace(budget=1e-7), checkpoint=ckpt, on_step=lambda info: fractions.append(info.fraction))
+    assert short.out_of_budget and not short.stopped and short.step == 1
+    assert fractions == [1.0] and torch.load(ckpt, weights_only=True)["step"] == 1
+    rest = fit(shot, TINY, checkpoint=ckpt)  # no budget: resumes at step 1 and finishes
+    assert rest.step == TINY.steps and not rest.out_of_budget
+    assert all(torch.equal(x, y) for x, y in zip(_weights(fit(shot, TINY).model), _weights(rest.model)))
+    roomy = fit(shot, TINY.replace(budget=60.0))
+    assert roomy.step == TINY.steps and not roomy.out_of_budget
+
+
 def test_checkpoint_loads_with_weights_only_and_carries_config_and_architecture(tiny_shot: TinyShot,
                                                                                  tmp_path: Path) -> None:
     shot = _shot(tiny_shot)
@@ -105,5 +121,7 @@ def test_config_round_trip_and_errors() -> None:
         TrainConfig.from_dict({**cfg.to_dict(), "colour": 1})
     with pytest.raises(ValueError, match="multiple of 4"):
         cfg.replace(cnum=30)
+    with pytest.raises(ValueError, match="budget must be 0"):
+        cfg.replace(budget=-1.0)
     with pytest.raises(ValueError, match="unknown preset 'fast'.*paper"):
         preset_config("fast")
