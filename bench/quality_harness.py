@@ -17,7 +17,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
+from ivi_vfx.config import preset_config
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _steps_reached(run_folder: Path) -> str:
+    """The step count in the checkpoint that `ivi-render inpaint` left beside its output."""
+    found = sorted((run_folder / ".ivi").glob("*.ckpt"))
+    return str(torch.load(found[0], weights_only=True)["step"]) if found else "?"
 
 
 def main() -> None:
@@ -40,18 +50,19 @@ def main() -> None:
         args += ["--clips", a.clips]
     run = subprocess.run(args, capture_output=True, text=True, check=True)
     rows = json.loads(run.stdout.strip().splitlines()[-1])
-    from ivi_vfx.config import preset_config  # the preset's steps, for the table
-
-    tool_steps = a.steps if a.steps is not None else preset_config(a.preset).steps
-    print(f"preset {a.preset}, {tool_steps} steps; hole = PSNR inside the matte (dB, sRGB), flicker lower is better\n")
-    print("| shot | method | hole PSNR | SSIM | flicker | outside | wall s |")
-    print("|---|---|---|---|---|---|---|")
+    cfg = preset_config(a.preset)
+    limit = f"{a.steps if a.steps is not None else cfg.steps} steps" + (f" or {cfg.budget:g} min" if cfg.budget else "")
+    print(f"preset {a.preset} ({limit}); hole = PSNR inside the matte (dB, sRGB), flicker lower is better\n")
+    print("| shot | method | steps | hole PSNR | SSIM | flicker | outside | wall s |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        name = f"ivi ({a.preset})" if r["method"] == "tool" else r["method"]
+        tool = r["method"] == "tool"
+        name = f"ivi ({a.preset})" if tool else r["method"]
+        steps = _steps_reached(a.work / "runs" / r["clip"] / "tool") if tool else ""
         if "error" in r:
-            print(f"| {r['clip']} | {name} | FAILED: {r['error'][-80:]!r} | | | | {r['sec']:.0f} |")
+            print(f"| {r['clip']} | {name} | {steps} | FAILED: {r['error'][-80:]!r} | | | | {r['sec']:.0f} |")
             continue
-        print(f"| {r['clip']} | {name} | {r['psnr_hole']:.2f} | {r['ssim']:.3f} | {r['flicker']:.4f} | "
+        print(f"| {r['clip']} | {name} | {steps} | {r['psnr_hole']:.2f} | {r['ssim']:.3f} | {r['flicker']:.4f} | "
               f"{r['outside_maxdiff']:.2g} | {r['sec']:.0f} |")
     best: dict[str, float] = {}
     for r in rows:

@@ -23,7 +23,8 @@ from .progress import Progress
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from a compatible checkpoint.")
 def inpaint(plate: str, mask: str, frames: list[int] | None, mask_channel: str | None, out: str, overwrite: bool,
-            preset: str | None, steps: int | None, budget: float | None, work_size: int | None, dilate: int | None, seed: int | None,
+            preset: str | None, steps: int | None, budget: float | None, finetune_steps: int | None,
+            encoder: str | None, work_size: int | None, dilate: int | None, seed: int | None,
             device: str, checkpoint: Path | None, resume: bool) -> None:
     """Fill the matte of a plate sequence and write the clean plate (alpha = the matte).
 
@@ -33,7 +34,8 @@ def inpaint(plate: str, mask: str, frames: list[int] | None, mask_channel: str |
                          --out sh010/clean.####.exr --frames 1001-1100
     """
     name = preset or default_preset(str(resolve_device(device)))
-    cfg = preset_config(name).replace(steps=steps, budget=budget, work_size=work_size, dilate=dilate, seed=seed)
+    cfg = preset_config(name).rescheduled(steps).replace(
+        budget=budget, finetune_steps=finetune_steps, encoder=encoder, work_size=work_size, dilate=dilate, seed=seed)
     stop = StopFlag()
     stop.install()
     with Progress() as progress:

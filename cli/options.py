@@ -48,6 +48,12 @@ training = _stack(
     click.option("--budget", type=click.FloatRange(min=0), default=None, metavar="MINUTES",
                  help="Most minutes of training, 0 for no limit (default: the preset's); training ends at "
                       "--steps or here, whichever comes first."),
+    click.option("--finetune-steps", type=click.IntRange(min=0), default=None, metavar="N",
+                 help="The last N of the steps fine-tune with the anti-ambiguity and stabilisation terms "
+                      "(default: the preset's; 0 = reconstruction only)."),
+    click.option("--encoder", default=None, metavar="random|vgg19:FILE",
+                 help="Features of the anti-ambiguity term: 'random' (default, no download) or "
+                      "'vgg19:FILE' with torchvision VGG19 weights."),
     click.option("--work-size", type=click.IntRange(min=16), default=None, metavar="PIXELS",
                  help="Longest side of the working resolution (default: the preset's)."),
     click.option("--dilate", type=click.IntRange(min=0), default=None, metavar="PIXELS",

@@ -14,6 +14,7 @@ from pathlib import Path
 from ivi_vfx.config import TrainConfig
 from ivi_vfx.errors import ConfigError, StopRequested
 from ivi_vfx.io.sequence import find_sequence, output_sequence
+from ivi_vfx.nets.encoder import build_encoder
 from ivi_vfx.render import check_outputs, render
 from ivi_vfx.shot import load_shot
 from ivi_vfx.train import FitResult, StepInfo, fit, resolve_device
@@ -61,6 +62,8 @@ def inpaint(plate: str, mask: str, out: str, cfg: TrainConfig, *, frames: list[i
             a checkpoint first, rendering stops between two whole frames. Running again resumes.
     """
     cfg.validate()
+    if cfg.regularized and cfg.ambiguity_weight > 0:
+        build_encoder(cfg.encoder)  # a wrong weights file is an error now, not after loading the shot
     plate_seq = find_sequence(plate, frames)
     mask_seq = find_sequence(mask, plate_seq.frames)
     out_seq = output_sequence(out, plate_seq.frames)
@@ -76,7 +79,8 @@ def inpaint(plate: str, mask: str, out: str, cfg: TrainConfig, *, frames: list[i
         report(TRAIN_SHARE * info.fraction)
         return bool(should_stop and should_stop())
 
-    logger.info("training %s preset: %d steps%s, width %d, batch %d, device %s", cfg.preset, cfg.steps,
+    logger.info("training %s preset: %d steps%s%s, width %d, batch %d, device %s", cfg.preset, cfg.steps,
+                f" (the last {cfg.finetune_steps} regularized)" if cfg.regularized else "",
                 f" or {cfg.budget:g} min" if cfg.budget else "", cfg.cnum, cfg.batch_size, torch_device)
     result = fit(shot, cfg, device=torch_device, checkpoint=checkpoint, resume=resume, on_step=on_step)
     if result.stopped:

@@ -6,6 +6,10 @@ The reference recipe (shared/research/paper_impl.md section 2):
   cyclically by one random (dy, dx) for the whole batch;
 - L1 on both outputs everywhere except the own matte (losses.reconstruction);
 - Adam, constant learning rate 2e-4.
+- With `cfg.finetune_steps`, the last steps form the reference recipe's fine-tune stage: Adam
+  restarts and the anti-ambiguity and stabilisation terms join the loss (losses.py). When a
+  budget is set, the stage also begins once the budget's matching share is spent, so that a
+  budgeted run still fine-tunes.
 
 With `cfg.crop` the step trains on crops instead of whole frames (our speed-up for CPUs): each
 crop lies around the frame's own hole or anywhere in the frame, and the drawn matte is rolled
@@ -25,10 +29,11 @@ from pathlib import Path
 import torch
 
 from ivi_vfx import checkpoint as ckpt
-from ivi_vfx import losses, masks
+from ivi_vfx import losses, masks, perturb
 from ivi_vfx.config import TrainConfig
 from ivi_vfx.errors import CheckpointError
 from ivi_vfx.nets import Generator, build_generator
+from ivi_vfx.nets.encoder import build_encoder
 from ivi_vfx.shot import Shot, shot_path_summary
 
 logger = logging.getLogger(__name__)
@@ -136,16 +141,44 @@ class BatchSampler:
         return torch.cat(out_images), torch.cat(out_holes), torch.cat(out_weight)
 
 
+def _new_optimizer(cfg: TrainConfig, model: Generator) -> torch.optim.Adam:
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps)
+
+
 def _new_state(cfg: TrainConfig, device: torch.device) -> tuple[Generator, torch.optim.Adam, torch.Generator]:
     torch.manual_seed(cfg.seed)
     model = build_generator(cfg.cnum).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps)
     rng = torch.Generator().manual_seed(cfg.seed)
-    return model, optimizer, rng
+    return model, _new_optimizer(cfg, model), rng
+
+
+class Regularizers:
+    """The fine-tune stage's two terms, weighted, for one training step (see losses.py)."""
+
+    def __init__(self, cfg: TrainConfig, rng: torch.Generator, device: torch.device) -> None:
+        self.cfg, self.rng = cfg, rng
+        self.encoder = build_encoder(cfg.encoder).to(device) if cfg.ambiguity_weight > 0 else None
+
+    def __call__(self, model: Generator, images: torch.Tensor, holes: torch.Tensor, weight: torch.Tensor,
+                 coarse: torch.Tensor, refined: torch.Tensor) -> dict[str, torch.Tensor]:
+        cfg, terms = self.cfg, {}
+        if self.encoder is not None:
+            amb = losses.anti_ambiguity(images, refined, weight, self.encoder, cfg.context_positions)
+            terms["ambiguity"] = cfg.ambiguity_weight * amb
+        if cfg.stabilization_weight > 0:
+            g = perturb.draw(images.shape[0], tuple(images.shape[-2:]), self.rng, affine=cfg.stabilize_affine,
+                             brightness=cfg.stabilize_brightness, blur=cfg.stabilize_blur)
+            moved = g.image(images)
+            coarse_g, refined_g = model(moved, g.mask(holes))
+            unknown = 1.0 - weight  # the own matte and the padding
+            keep = (1.0 - torch.maximum(unknown, g.mask(unknown))) * g.coverage(images)
+            stab = losses.stabilization(moved - images, coarse, refined, coarse_g, refined_g, keep)
+            terms |= {name: cfg.stabilization_weight * value for name, value in stab.items()}
+        return terms
 
 
 def _payload(cfg: TrainConfig, shot: Shot, model: Generator, optimizer: torch.optim.Optimizer,
-             rng: torch.Generator, step: int) -> dict:
+             rng: torch.Generator, step: int, finetune_from: int) -> dict:
     return {
         "config": cfg.to_dict(),
         "arch": {"name": "refine", "cnum": cfg.cnum},
@@ -155,24 +188,31 @@ def _payload(cfg: TrainConfig, shot: Shot, model: Generator, optimizer: torch.op
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
         "rng": rng.get_state(),
+        "finetune_from": finetune_from,
     }
 
 
 def _resume(path: Path, cfg: TrainConfig, shot: Shot, model: Generator, optimizer: torch.optim.Optimizer,
-            rng: torch.Generator, device: torch.device) -> int:
-    """Load a compatible checkpoint into the fresh state; returns its step (0 when none fits)."""
+            rng: torch.Generator, device: torch.device) -> tuple[int, int]:
+    """Load a compatible checkpoint into the fresh state.
+
+    Returns:
+        (step, finetune_from): the checkpoint's step and the step its fine-tune stage began at
+        (-1 when it had not); (0, -1) when no checkpoint fits.
+    """
     if not path.is_file():
-        return 0
+        return 0, -1
     data = ckpt.load(path, map_location=device)
     theirs = TrainConfig.from_dict(data["config"])
     if data["shot"].get("fingerprint") != shot.fingerprint():
         logger.warning("%s was trained on another shot; starting afresh", path)
-        return 0
-    # Only the schedule length may differ: anything else would make the resumed run another run.
-    if theirs.replace(steps=cfg.steps, budget=cfg.budget, log_every=cfg.log_every,
-                      checkpoint_every=cfg.checkpoint_every) != cfg:
+        return 0, -1
+    # Only the schedule's lengths may differ: anything else would make the resumed run another run.
+    schedule = {"steps", "finetune_steps", "budget", "log_every", "checkpoint_every"}
+    if {k: v for k, v in theirs.to_dict().items() if k not in schedule} != {
+            k: v for k, v in cfg.to_dict().items() if k not in schedule}:
         logger.warning("%s was trained with another configuration; starting afresh", path)
-        return 0
+        return 0, -1
     try:
         model.load_state_dict(data["model"])
         optimizer.load_state_dict(data["optimizer"])
@@ -180,7 +220,7 @@ def _resume(path: Path, cfg: TrainConfig, shot: Shot, model: Generator, optimize
         raise CheckpointError(f"{path}: does not fit this network ({exc}); delete it and train again") from exc
     rng.set_state(data["rng"])
     logger.info("resuming from %s at step %d", path, data["step"])
-    return int(data["step"])
+    return int(data["step"]), int(data.get("finetune_from", -1))
 
 
 def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", checkpoint: Path | None = None,
@@ -201,20 +241,34 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
     device = torch.device(device)
     cfg.validate()
     model, optimizer, rng = _new_state(cfg, device)
-    step = _resume(Path(checkpoint), cfg, shot, model, optimizer, rng, device) if checkpoint and resume else 0
+    step, finetune_from = (_resume(Path(checkpoint), cfg, shot, model, optimizer, rng, device)
+                           if checkpoint and resume else (0, -1))
     sampler = BatchSampler(shot, cfg, rng)
+    regularizers = Regularizers(cfg, rng, device) if cfg.regularized else None
+    boundary = cfg.steps - cfg.finetune_steps
     model.train()
     started, window, stopped, out_of_budget = time.perf_counter(), [], False, False
     budget_s = cfg.budget * 60.0
+    # With a budget, the fine-tune stage also begins when its share of the budget remains.
+    budget_boundary_s = budget_s * (1.0 - cfg.finetune_steps / max(cfg.steps, 1))
     running: dict[str, float] = {}
     if not shot.holes.any():
         logger.info("every matte is empty: nothing to learn, frames will be copied through")
         step = cfg.steps
     while step < cfg.steps:
         tic = time.perf_counter()
+        if regularizers is not None and finetune_from < 0 and (
+                step >= boundary or (budget_s > 0 and tic - started >= budget_boundary_s)):
+            finetune_from = step
+            optimizer = _new_optimizer(cfg, model)  # the reference restarts Adam for the fine-tune stage
+            logger.info("step %d: fine-tune stage, with%s", step, " and".join(
+                name for name, on in ((" anti-ambiguity", cfg.ambiguity_weight > 0),
+                                      (" stabilisation", cfg.stabilization_weight > 0)) if on))
         images, holes, weight = (t.to(device) for t in sampler.draw(step))
         coarse, refined = model(images, holes)
         terms = losses.reconstruction(images, coarse, refined, weight)
+        if finetune_from >= 0 and regularizers is not None:
+            terms |= regularizers(model, images, holes, weight, coarse, refined)
         total = torch.stack(list(terms.values())).sum()
         optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -228,18 +282,19 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
         out_of_budget = budget_s > 0 and step < cfg.steps and elapsed + seconds > budget_s
         fraction = 1.0 if out_of_budget else max(step / max(cfg.steps, 1), elapsed / budget_s if budget_s else 0.0)
         if step % cfg.log_every == 0 or step == cfg.steps or out_of_budget:
-            running = {k: sum(v[k] for v in window) / len(window) for k in values}
+            # Means over the interval; a term that joined mid-interval (the fine-tune stage) over its steps.
+            running = {k: sum(seen := [v[k] for v in window if k in v]) / len(seen) for k in values}
             logger.info("step %d/%d loss %.4f (%s) %.3f s/step", step, cfg.steps, running["total"],
                         " ".join(f"{k} {v:.4f}" for k, v in running.items() if k != "total"), seconds)
             window = []
         if checkpoint and (step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_budget):
-            ckpt.save(checkpoint, _payload(cfg, shot, model, optimizer, rng, step))
+            ckpt.save(checkpoint, _payload(cfg, shot, model, optimizer, rng, step, finetune_from))
         if out_of_budget:
             logger.info("the budget of %g min is spent at step %d of %d", cfg.budget, step, cfg.steps)
         info = StepInfo(step, cfg.steps, values, seconds, min(fraction, 1.0))
         if on_step is not None and on_step(info) and step < cfg.steps and not out_of_budget:
             if checkpoint:
-                ckpt.save(checkpoint, _payload(cfg, shot, model, optimizer, rng, step))
+                ckpt.save(checkpoint, _payload(cfg, shot, model, optimizer, rng, step, finetune_from))
             stopped = True
             break
         if out_of_budget:

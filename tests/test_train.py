@@ -110,7 +110,7 @@ def test_crops_hold_a_training_hole(tiny_shot: TinyShot) -> None:
 def test_every_preset_trains_two_steps(tiny_shot: TinyShot) -> None:
     shot = _shot(tiny_shot)
     for name in PRESETS:
-        cfg = preset_config(name).replace(steps=2, batch_size=2)
+        cfg = preset_config(name).rescheduled(2).replace(batch_size=2)
         assert fit(shot, cfg).step == 2
 
 
