@@ -38,6 +38,12 @@ from ivi_vfx.shot import Shot, shot_path_summary
 
 logger = logging.getLogger(__name__)
 
+SCHEDULE_KEYS = {"steps", "finetune_steps", "budget", "log_every", "checkpoint_every"}
+"""Config fields a resumed run may change at any time."""
+FINETUNE_KEYS = {"ambiguity_weight", "stabilization_weight", "stabilize_affine", "stabilize_brightness",
+                 "stabilize_blur", "encoder", "context_positions"}
+"""Config fields that act only in the fine-tune stage: free to change until it begins."""
+
 
 @dataclass
 class StepInfo:
@@ -207,10 +213,12 @@ def _resume(path: Path, cfg: TrainConfig, shot: Shot, model: Generator, optimize
     if data["shot"].get("fingerprint") != shot.fingerprint():
         logger.warning("%s was trained on another shot; starting afresh", path)
         return 0, -1
-    # Only the schedule's lengths may differ: anything else would make the resumed run another run.
-    schedule = {"steps", "finetune_steps", "budget", "log_every", "checkpoint_every"}
-    if {k: v for k, v in theirs.to_dict().items() if k not in schedule} != {
-            k: v for k, v in cfg.to_dict().items() if k not in schedule}:
+    # Only the schedule's lengths may differ, and, before the fine-tune stage has begun, the settings that
+    # act only in it (the reference recipe: train, then decide to fine-tune). Anything else would make the
+    # resumed run another run.
+    free = SCHEDULE_KEYS | (FINETUNE_KEYS if int(data.get("finetune_from", -1)) < 0 else set())
+    if {k: v for k, v in theirs.to_dict().items() if k not in free} != {
+            k: v for k, v in cfg.to_dict().items() if k not in free}:
         logger.warning("%s was trained with another configuration; starting afresh", path)
         return 0, -1
     try:

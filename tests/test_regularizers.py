@@ -186,3 +186,17 @@ def test_vgg19_weights_load_from_a_file_and_a_wrong_file_is_named(tmp_path: Path
         build_encoder(f"vgg19:{tmp_path / 'absent.pth'}")
     with pytest.raises(ConfigError, match="encoder must be"):
         STAGED.replace(encoder="alexnet")
+
+
+def test_a_reconstruction_checkpoint_can_be_fine_tuned_with_any_regularizer(tiny_shot: TinyShot,
+                                                                            tmp_path: Path) -> None:
+    shot = _shot(tiny_shot)
+    ckpt = tmp_path / "run.ckpt"
+    fit(shot, STAGED.replace(steps=4, finetune_steps=0, ambiguity_weight=0.0), checkpoint=ckpt)
+    tuned = fit(shot, STAGED.replace(stabilization_weight=0.0), checkpoint=ckpt)
+    assert tuned.step == 8 and "ambiguity" in tuned.losses  # resumed at 4, fine-tuned 4
+    assert torch.load(ckpt, weights_only=True)["finetune_from"] == 4
+    # Once fine-tuning has begun, its settings are part of the run: another weight starts afresh.
+    again = fit(shot, STAGED.replace(steps=10, finetune_steps=6, ambiguity_weight=0.5), checkpoint=ckpt,
+                on_step=lambda info: info.step == 1)
+    assert again.step == 1

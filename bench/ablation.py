@@ -1,0 +1,111 @@
+"""Ablation of the paper's two regularizers at equal steps, on public shots of the shared harness.
+
+Per shot: one reconstruction-only stage of --steps steps (the reference recipe's first stage),
+then, from that same checkpoint, --finetune more steps in each variant:
+  none         reconstruction continued (no regularizer), the baseline at equal steps
+  ambiguity    + the anti-ambiguity (contextual) term, weight 0.1
+  stabilize    + the stabilisation terms, weight 0.2
+  both         + both
+Each variant runs in its own process, so its peak memory (max RSS) is its own. Prints one
+markdown table: hole PSNR, SSIM and flicker (from the shared scorer), fine-tune seconds per step
+and peak memory.
+
+usage: python bench/ablation.py [--clips deficient_coffee,davis_bmx_objswan] [--steps 400]
+                                [--finetune 150] [--work /tmp/ivi_ablation] [--shared ../shared]
+Needs opencv-contrib-python-headless and scikit-image besides the project (for the shared scorer).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+VARIANTS = {
+    "none": {"ambiguity_weight": 0.0, "stabilization_weight": 0.0},
+    "ambiguity": {"stabilization_weight": 0.0},
+    "stabilize": {"ambiguity_weight": 0.0},
+    "both": {},
+}
+
+
+def run_variant(clip: Path, checkpoint: Path, out: Path, steps: int, finetune: int, variant: str) -> dict:
+    """Fine-tune one variant from the stage-1 checkpoint and render the shot (in this process)."""
+    from ivi_vfx.config import preset_config
+    from ivi_vfx.pipeline import inpaint
+
+    cfg = preset_config("cpu").replace(steps=steps + finetune, finetune_steps=finetune, budget=0.0,
+                                       checkpoint_every=10_000, **VARIANTS[variant])
+    tic = time.perf_counter()
+    result = inpaint(str(clip / "plate.####.exr"), str(clip / "mask.####.exr"), str(out / "clean.####.exr"), cfg,
+                     device="cpu", checkpoint=checkpoint, overwrite=True)
+    return {"variant": variant, "seconds": time.perf_counter() - tic, "train_seconds": result.fit.seconds,
+            "steps": result.fit.step, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clips", default="deficient_coffee,davis_bmx_objswan")
+    ap.add_argument("--steps", type=int, default=400, help="reconstruction-only steps, shared by every variant")
+    ap.add_argument("--finetune", type=int, default=150, help="fine-tune steps of each variant")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--work", type=Path, default=Path("/tmp/ivi_ablation"))
+    ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    ap.add_argument("--one", nargs=3, metavar=("CLIP", "CHECKPOINT", "OUT"), help=argparse.SUPPRESS)
+    ap.add_argument("--variant", default="none", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.one:  # a child process: one variant
+        print(json.dumps(run_variant(Path(a.one[0]), Path(a.one[1]), Path(a.one[2]), a.steps, a.finetune,
+                                     a.variant)))
+        return
+    bench = a.shared / "bench"
+    sys.path.insert(0, str(bench))
+    from score import score  # the shared harness's scorer
+
+    clips = a.work / "clips"
+    if not all((clips / name / "gt.1001.exr").exists() for name in a.clips.split(",")):
+        subprocess.run([sys.executable, str(bench / "clips.py"), str(clips)], check=True, capture_output=True)
+    rows = []
+    for name in a.clips.split(","):
+        clip = clips / name
+        stage1 = a.work / name / "stage1.ckpt"
+        if not stage1.exists():
+            # The shared first stage: the "none" variant with no fine-tune steps, kept as a checkpoint.
+            tic = time.perf_counter()
+            child = [sys.executable, __file__, "--one", str(clip), str(stage1), str(a.work / name / "stage1"),
+                     "--steps", str(a.steps), "--finetune", "0", "--variant", "none"]
+            first = json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+            print(f"{name}: stage 1, {a.steps} steps, {time.perf_counter() - tic:.0f} s", file=sys.stderr, flush=True)
+            base = {**first, **score(str(clip), str(a.work / name / "stage1" / "clean.####.exr"))}
+            rows.append({"clip": name, **base, "variant": f"stage 1 only ({a.steps} steps)"})
+        for variant in a.variants.split(","):
+            ckpt = a.work / name / f"{variant}.ckpt"
+            shutil.copyfile(stage1, ckpt)
+            out = a.work / name / variant
+            child = [sys.executable, __file__, "--one", str(clip), str(ckpt), str(out), "--steps", str(a.steps),
+                     "--finetune", str(a.finetune), "--variant", variant]
+            run = subprocess.run(child, capture_output=True, text=True)
+            if run.returncode:
+                print(run.stderr[-2000:], file=sys.stderr)
+                raise SystemExit(f"{name} {variant} failed")
+            got = json.loads(run.stdout.splitlines()[-1])
+            rows.append({"clip": name, **got, **score(str(clip), str(out / "clean.####.exr"))})
+            print(f"{name}: {variant} done in {got['seconds']:.0f} s", file=sys.stderr, flush=True)
+    print(f"\nstage 1: {a.steps} reconstruction steps (cpu preset network, shared by all variants); "
+          f"then {a.finetune} steps per variant\n")
+    print("| shot | variant | hole PSNR | SSIM | flicker | fine-tune s/step | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        per_step = r["train_seconds"] / a.finetune if not r["variant"].startswith("stage") else float("nan")
+        print(f"| {r['clip']} | {r['variant']} | {r['psnr_hole']:.2f} | {r['ssim']:.3f} | {r['flicker']:.4f} | "
+              f"{per_step:.2f} | {r['maxrss_mb']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
