@@ -4,15 +4,74 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ivi_vfx.errors import ConfigError
 
 SCHEMA_VERSION = 1
 
 
+class JsonConfig:
+    """What every configuration dataclass shares: checks, copies with changes, a JSON round trip.
+
+    A subclass is a dataclass that lists its checks in `_checks`; tuples are stored as JSON lists.
+    """
+
+    def _checks(self) -> list[tuple[bool, str]]:
+        raise NotImplementedError
+
+    def validate(self: C) -> C:
+        """Raise ConfigError naming the field and the fix when a value cannot work; return self."""
+        for ok, message in self._checks():
+            if not ok:
+                raise ConfigError(f"invalid configuration: {message}")
+        return self
+
+    def replace(self: C, **changes: Any) -> C:
+        """A copy with some fields changed (None values are ignored), validated."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        if unknown:
+            raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes).validate()  # type: ignore[type-var]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: list(v) if isinstance(v, tuple) else v
+             for k, v in dataclasses.asdict(self).items()}  # type: ignore[call-overload]
+        d["schema_version"] = SCHEMA_VERSION
+        return d
+
+    @classmethod
+    def from_dict(cls: type[C], data: dict[str, Any]) -> C:
+        """Inverse of to_dict; unknown keys and a newer schema are errors."""
+        data = dict(data)
+        version = data.pop("schema_version", SCHEMA_VERSION)
+        if version > SCHEMA_VERSION:
+            raise ConfigError(f"configuration schema {version} is newer than this IVI-VFX ({SCHEMA_VERSION}); "
+                              f"upgrade ivi-vfx")
+        fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = set(data) - set(fields)
+        if unknown:
+            raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
+        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**data).validate()
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls: type[C], text: str) -> C:
+        try:
+            return cls.from_dict(json.loads(text))
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise ConfigError(f"configuration is not valid JSON: {exc}") from exc
+
+
+C = TypeVar("C", bound=JsonConfig)
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(JsonConfig):
     """Everything that decides how one shot is trained and rendered.
 
     Stored inside every checkpoint; a resumed run takes the architecture from the checkpoint.
@@ -74,9 +133,8 @@ class TrainConfig:
     checkpoint_every: int = 1000
     """Steps between two checkpoints (one is always written at the end and on a stop)."""
 
-    def validate(self) -> TrainConfig:
-        """Raise ConfigError naming the field and the fix when a value cannot work; return self."""
-        checks = [
+    def _checks(self) -> list[tuple[bool, str]]:
+        return [
             (self.cnum > 0 and self.cnum % 4 == 0, "cnum must be a positive multiple of 4"),
             (self.steps >= 0, "steps must be 0 or more"),
             (self.budget >= 0, "budget must be 0 (no limit) or a positive number of minutes"),
@@ -92,10 +150,6 @@ class TrainConfig:
             (self.dilate >= 0, "dilate must be 0 or more pixels"),
             (self.log_every >= 1 and self.checkpoint_every >= 1, "log_every and checkpoint_every must be at least 1"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(f"invalid configuration: {message}")
-        return self
 
     @property
     def regularized(self) -> bool:
@@ -108,45 +162,6 @@ class TrainConfig:
             return self.replace()
         share = self.finetune_steps / self.steps if self.steps else 0.0
         return self.replace(steps=steps, finetune_steps=round(share * steps))
-
-    def replace(self, **changes: Any) -> TrainConfig:
-        """A copy with some fields changed (None values are ignored), validated."""
-        changes = {k: v for k, v in changes.items() if v is not None}
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
-        return dataclasses.replace(self, **changes).validate()
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["adam_betas"] = list(self.adam_betas)
-        d["schema_version"] = SCHEMA_VERSION
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Inverse of to_dict; unknown keys and a newer schema are errors."""
-        data = dict(data)
-        version = data.pop("schema_version", SCHEMA_VERSION)
-        if version > SCHEMA_VERSION:
-            raise ConfigError(f"configuration schema {version} is newer than this IVI-VFX ({SCHEMA_VERSION}); upgrade ivi-vfx")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
-        if "adam_betas" in data:
-            data["adam_betas"] = tuple(data["adam_betas"])
-        return cls(**data).validate()
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> TrainConfig:
-        try:
-            return cls.from_dict(json.loads(text))
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise ConfigError(f"configuration is not valid JSON: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -189,3 +204,73 @@ def preset_config(name: str) -> TrainConfig:
 def default_preset(device: str) -> str:
     """The preset that suits a device: the paper's schedule on a GPU, the CPU preset otherwise."""
     return "paper" if device.startswith("cuda") else "cpu"
+
+
+@dataclass
+class PropagateConfig(JsonConfig):
+    """How mattes are predicted for a whole shot from one or more roto'd keyframes.
+
+    Stored inside every propagation checkpoint. The reference (`train_mask.py`) trains a U-Net of
+    width 64 for 8,000 steps on 6 copies of its one annotated frame, at 320x608.
+    """
+
+    preset: str = "paper"
+    """Name of the preset this configuration started from (informative)."""
+    width: int = 64
+    """U-Net base width (levels width..16*width); 64 is the reference's (31M parameters)."""
+    steps: int = 8000
+    """Optimiser steps (the reference: 8,000; its README: 4,000-20,000)."""
+    budget: float = 0.0
+    """Wall-clock minutes that one training call may take; 0 means no limit."""
+    batch_size: int = 6
+    """Samples per step, each a keyframe with its object pasted at a random cyclic shift."""
+    lr: float = 1e-4
+    """Adam learning rate (constant, as the reference)."""
+    object_weight: float = 0.8
+    """Weight of object pixels in the binary cross-entropy; background pixels get 1 - this. Above 0.5
+    a missed object pixel costs more than an extra background pixel (the paper's weighted BCE; the
+    reference code's plain BCE is 0.5)."""
+    threshold: float = 0.5
+    """Probability above which a pixel is object."""
+    dilate: int = 0
+    """Grow the predicted mattes by this many full-resolution pixels (the reference's workflow
+    dilates by a 12x12 box at 320x600 before inpainting)."""
+    work_size: int = 608
+    """Longest side of the working resolution in pixels."""
+    seed: int = 0
+    """Seed of every random draw."""
+    log_every: int = 100
+    """Steps between two log lines."""
+    checkpoint_every: int = 1000
+    """Steps between two checkpoints (one is always written at the end and on a stop)."""
+
+    def _checks(self) -> list[tuple[bool, str]]:
+        return [
+            (self.width >= 2, "width must be at least 2"),
+            (self.steps >= 0, "steps must be 0 or more"),
+            (self.budget >= 0, "budget must be 0 (no limit) or a positive number of minutes"),
+            (self.batch_size >= 1, "batch_size must be at least 1"),
+            (self.lr > 0, "lr must be positive"),
+            (0.0 < self.object_weight < 1.0, "object_weight must lie between 0 and 1"),
+            (0.0 < self.threshold < 1.0, "threshold must lie between 0 and 1"),
+            (self.dilate >= 0, "dilate must be 0 or more pixels"),
+            (self.work_size >= 16, "work_size must be at least 16 pixels"),
+            (self.log_every >= 1 and self.checkpoint_every >= 1, "log_every and checkpoint_every must be at least 1"),
+        ]
+
+
+PROPAGATE_PRESETS: dict[str, PropagateConfig] = {
+    "paper": PropagateConfig(preset="paper"),
+    "cpu": PropagateConfig(preset="cpu", width=16, steps=600, budget=6.0, work_size=256, log_every=50,
+                           checkpoint_every=200),
+    "preview": PropagateConfig(preset="preview", width=12, steps=200, budget=2.0, work_size=192, log_every=25,
+                               checkpoint_every=100),
+}
+"""Propagation presets, named as the inpainting presets so that one --preset picks both."""
+
+
+def propagate_config(name: str) -> PropagateConfig:
+    """The propagation configuration of a named preset (a fresh copy)."""
+    if name not in PROPAGATE_PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PROPAGATE_PRESETS)}")
+    return dataclasses.replace(PROPAGATE_PRESETS[name])
