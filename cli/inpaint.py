@@ -22,10 +22,11 @@ from .progress import Progress
               help="Checkpoint file (default: .ivi/ beside the output). A compatible one is resumed.")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from a compatible checkpoint.")
+@options.progress_format
 def inpaint(plate: str, mask: str, frames: list[int] | None, mask_channel: str | None, out: str, overwrite: bool,
             preset: str | None, steps: int | None, budget: float | None, finetune_steps: int | None,
             encoder: str | None, work_size: int | None, dilate: int | None, seed: int | None,
-            device: str, checkpoint: Path | None, resume: bool) -> None:
+            device: str, checkpoint: Path | None, resume: bool, progress_format: str) -> None:
     """Fill the matte of a plate sequence and write the clean plate (alpha = the matte).
 
     \b
@@ -38,7 +39,7 @@ def inpaint(plate: str, mask: str, frames: list[int] | None, mask_channel: str |
         budget=budget, finetune_steps=finetune_steps, encoder=encoder, work_size=work_size, dilate=dilate, seed=seed)
     stop = StopFlag()
     stop.install()
-    with Progress() as progress:
+    with Progress(fmt=progress_format) as progress:
         result = run_inpaint(plate, mask, out, cfg, frames=frames, mask_channel=mask_channel, device=device,
                              checkpoint=checkpoint, resume=resume, overwrite=overwrite, on_progress=progress,
                              should_stop=stop)

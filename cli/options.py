@@ -2,18 +2,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
 from ivi_vfx.config import PRESETS
 from ivi_vfx.errors import ConfigError
-from ivi_vfx.io.sequence import parse_frames
+from ivi_vfx.io.sequence import compact, parse_frames
+from ivi_vfx.jobs import JobSpec
+
+from .progress import PROGRESS_FORMATS
 
 F = Callable[..., Any]
 
 
-def _frames(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
+def frames_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
     if value is None:
         return None
     try:
@@ -30,16 +34,20 @@ def _stack(*decorators: F) -> F:
     return apply
 
 
-inputs = _stack(
-    click.option("--plate", required=True, metavar="PATTERN",
-                 help="Plate sequence, e.g. plate.####.exr or plate.%04d.exr."),
-    click.option("--mask", required=True, metavar="PATTERN",
-                 help="Matte sequence (1 = fill), same frames and format as the plate."),
-    click.option("--frames", callback=_frames, metavar="RANGE",
-                 help="Frames to process, e.g. 1001-1100 or 1001-1050,1060 (default: every plate frame on disk)."),
-    click.option("--mask-channel", metavar="NAME",
-                 help="Channel of the matte (default: A, or the file's only channel)."),
-)
+def _inputs(required: bool) -> F:
+    return _stack(
+        click.option("--plate", required=required, metavar="PATTERN",
+                     help="Plate sequence, e.g. plate.####.exr or plate.%04d.exr."),
+        click.option("--mask", required=required, metavar="PATTERN",
+                     help="Matte sequence (1 = fill), same frames and format as the plate."),
+        click.option("--frames", callback=frames_callback, metavar="RANGE",
+                     help="Frames to process, e.g. 1001-1100 or 1001-1050,1060 (default: every plate frame on disk)."),
+        click.option("--mask-channel", metavar="NAME",
+                     help="Channel of the matte (default: A, or the file's only channel)."),
+    )
+
+
+inputs = _inputs(required=True)
 
 training = _stack(
     click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None,
@@ -63,7 +71,47 @@ training = _stack(
                  help="auto, cpu, cuda or cuda:N."),
 )
 
-output = _stack(
-    click.option("--out", required=True, metavar="PATTERN", help="Output sequence, e.g. clean.####.exr."),
-    click.option("--overwrite", is_flag=True, help="Replace output frames that already exist."),
+def _output(required: bool) -> F:
+    return _stack(
+        click.option("--out", required=required, metavar="PATTERN", help="Output sequence, e.g. clean.####.exr."),
+        click.option("--overwrite", is_flag=True, help="Replace output frames that already exist."),
+    )
+
+
+output = _output(required=True)
+
+progress_format = click.option(
+    "--progress-format", type=click.Choice(PROGRESS_FORMATS), default="plain", show_default=True,
+    envvar="IVI_PROGRESS_FORMAT", show_envvar=True,
+    help="Progress lines on stdout: 'plain' (Progress: N%, for Deadline and Nuke), 'openjd' "
+         "(openjd_progress: N, for Open Job Description and Deadline Cloud) or 'both'.")
+
+job_inputs = _stack(
+    click.option("--job", "job_file", type=click.Path(exists=True, path_type=Path), default=None, metavar="FILE",
+                 help="A JobSpec (job.json, or a checkpoint folder holding one); the options below change it."),
+    _inputs(required=False),
+    click.option("--out", metavar="PATTERN", help="Output sequence, e.g. clean.####.exr."),
+    training,
+    click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+                 help="Checkpoint folder: job.json and model.ckpt (default: .ivi/<name>/ beside the output)."),
+    progress_format,
 )
+"""The options that describe a job: a JobSpec file, or inpaint's options, or both (the options win)."""
+
+JOB_KEYS = ("plate", "mask", "out", "frames", "mask_channel", "preset", "steps", "budget", "finetune_steps",
+            "encoder", "work_size", "dilate", "seed")
+
+
+def job_spec(job_file: Path | None, checkpoint_dir: Path | None, **values: Any) -> JobSpec:
+    """The JobSpec that job_inputs describe; UsageError when neither a job file nor the inputs are given."""
+    changes = {key: values[key] for key in JOB_KEYS if values.get(key) is not None}
+    if changes.get("frames") is not None:
+        changes["frames"] = compact(changes["frames"])
+    if checkpoint_dir is not None:
+        changes["checkpoint"] = str(checkpoint_dir)
+    if job_file is not None:
+        return JobSpec.load(job_file).replace(**changes)
+    missing = [f"--{key}" for key in ("plate", "mask", "out") if key not in changes]
+    if missing:
+        raise click.UsageError(f"give --job FILE, or {', '.join(missing)} (as for ivi-render inpaint)")
+    return JobSpec(**changes)

@@ -1,4 +1,13 @@
-"""Progress for people and for farms: a bar on a terminal, `Progress: N%` lines otherwise."""
+"""Progress for people and for farms: a bar on a terminal, progress lines otherwise.
+
+Formats (``--progress-format``, or the IVI_PROGRESS_FORMAT environment variable):
+- ``plain``: ``Progress: N%`` (Deadline's CommandLine plugin regex, our Nuke panel);
+- ``openjd``: ``openjd_progress: N`` (Open Job Description's stdout protocol, Deadline Cloud),
+  and ``openjd_fail: <reason>`` before a failing exit;
+- ``both``: both lines.
+Always integers (Deadline's stock regex ignores decimals), one line per change, flushed at once
+because pipes are block-buffered.
+"""
 from __future__ import annotations
 
 import sys
@@ -7,18 +16,24 @@ from typing import TextIO
 
 import click
 
+from ivi_vfx.errors import IviError
+
+PROGRESS_FORMATS = ("plain", "openjd", "both")
+
 
 class Progress:
     """Reports a fraction done (0..1).
 
-    On a terminal it draws a bar on stderr. Elsewhere (a farm, Nuke's subprocess pipe) it prints
-    `Progress: N%` on stdout, integers only (Deadline's stock regex ignores decimals), one line
-    per change, flushed at once because pipes are block-buffered.
+    On a terminal, in the plain format, it draws a bar on stderr; elsewhere (a farm, Nuke's
+    subprocess pipe) it prints the format's lines on stdout.
     """
 
-    def __init__(self, stream: TextIO | None = None, tty: bool | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, tty: bool | None = None, fmt: str = "plain") -> None:
+        if fmt not in PROGRESS_FORMATS:
+            raise ValueError(f"progress format {fmt!r} is not one of {PROGRESS_FORMATS}")
         self.stream = stream or sys.stdout
-        self.tty = sys.stderr.isatty() if tty is None else tty
+        self.fmt = fmt
+        self.tty = (sys.stderr.isatty() if tty is None else tty) and fmt == "plain"
         self.last = -1
         self.bar = click.progressbar(length=100, file=sys.stderr, label="ivi-render") if self.tty else None
 
@@ -30,6 +45,13 @@ class Progress:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if self.bar is not None:
             self.bar.__exit__(kind, exc, tb)
+        if isinstance(exc, IviError) and self.fmt != "plain":
+            # OpenJD shows this line as the task's failure reason.
+            self._write(f"openjd_fail: {' '.join(str(exc).split())}")
+
+    def _write(self, line: str) -> None:
+        self.stream.write(line + "\n")
+        self.stream.flush()
 
     def __call__(self, fraction: float) -> None:
         percent = int(100 * min(max(fraction, 0.0), 1.0))
@@ -38,6 +60,8 @@ class Progress:
         if self.bar is not None:
             self.bar.update(percent - max(self.last, 0))
         else:
-            self.stream.write(f"Progress: {percent}%\n")
-            self.stream.flush()
+            if self.fmt in ("plain", "both"):
+                self._write(f"Progress: {percent}%")
+            if self.fmt in ("openjd", "both"):
+                self._write(f"openjd_progress: {percent}")
         self.last = percent

@@ -1,28 +1,47 @@
-"""The main job end to end: plate + mattes -> internal training -> clean plate EXRs.
+"""The jobs end to end: plate + mattes -> internal training -> clean plate EXRs.
 
-`inpaint` is what `ivi-render inpaint` and the demo call. It checks everything that can be
-checked before spending any time (patterns, missing frames, outputs, the output folder),
-loads the shot, trains (resuming from a compatible checkpoint), then renders every frame.
+Two shapes of the same work, sharing `train_shot` and `render_shot`:
+
+- `inpaint`: the one-shot job (`ivi-render inpaint`, the demo): check, load the shot, train
+  (resuming from a compatible checkpoint), render every frame from the model in memory.
+- `train_job` then `render_job` (`ivi-render train`, `render`, `run`, and the farm templates):
+  training writes a checkpoint folder (job.json + model.ckpt); a render loads that folder and
+  only the frames of its chunk, in any order, any number of times, on any machine.
+
+Everything that can be checked before spending time is checked first (patterns, missing frames,
+outputs, the output folder), so a bad job fails in seconds, not after training.
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
+from ivi_vfx.color import Shaper
 from ivi_vfx.config import TrainConfig
-from ivi_vfx.errors import ConfigError, StopRequested
-from ivi_vfx.io.sequence import find_sequence, output_sequence
+from ivi_vfx.distributed import World, close_world, init_world, is_main_process
+from ivi_vfx.errors import ConfigError, ShapeError, StopRequested
+from ivi_vfx.io.exr import check_writable
+from ivi_vfx.io.sequence import FrameSequence, compact, find_sequence, output_sequence
+from ivi_vfx.jobs import JOB_FILE, JobSpec, output_stem
+from ivi_vfx.nets import Generator
 from ivi_vfx.nets.encoder import build_encoder
-from ivi_vfx.render import check_outputs, render
-from ivi_vfx.shot import load_shot
-from ivi_vfx.train import FitResult, StepInfo, fit, resolve_device
+from ivi_vfx.render import check_outputs, complete_frames, render
+from ivi_vfx.shot import Shot, load_shot
+from ivi_vfx.train import FitResult, StepInfo, fit, load_model, resolve_device
 
 logger = logging.getLogger(__name__)
 
-# Share of the progress bar that training takes; rendering takes the rest.
+# Share of inpaint's progress bar that training takes; rendering takes the rest.
 TRAIN_SHARE = 0.9
+
+Report = Callable[[float], None]
+"""Progress callback: the fraction done, 0..1."""
+StopPoll = Callable[[], bool]
+"""Polled after every step and frame; True stops the run (StopRequested)."""
 
 
 @dataclass
@@ -34,18 +53,89 @@ class InpaintResult:
     checkpoint: Path | None
 
 
+@dataclass
+class RenderResult:
+    """What a render of a chunk did."""
+
+    written: list[Path] = field(default_factory=list)
+    """Frames written by this call, in frame order."""
+    skipped: list[int] = field(default_factory=list)
+    """Frames whose output was already complete (left as they were)."""
+
+
 def default_checkpoint(out_pattern: str) -> Path:
     """Where a one-shot run keeps its checkpoint: a hidden folder beside the output frames."""
-    out = Path(out_pattern)
-    stem = out.name.split("#")[0].split("%")[0].split("@")[0].rstrip("._") or "ivi"
-    return out.parent / ".ivi" / f"{stem}.ckpt"
+    return Path(out_pattern).parent / ".ivi" / f"{output_stem(out_pattern)}.ckpt"
 
+
+# --- the shared steps ----------------------------------------------------------------------------
+
+def _sequences(plate: str, mask: str, out: str,
+               frames: list[int] | None) -> tuple[FrameSequence, FrameSequence, FrameSequence]:
+    """The plate, matte and output sequences over the job's frames, checked against the disk."""
+    plate_seq = find_sequence(plate, frames)
+    mask_seq = find_sequence(mask, plate_seq.frames)
+    out_seq = output_sequence(out, plate_seq.frames)
+    if {str(p) for p in out_seq.paths()} & {str(p) for p in plate_seq.paths() + mask_seq.paths()}:
+        raise ConfigError(f"--out {out} would write over the inputs; choose another output pattern")
+    return plate_seq, mask_seq, out_seq
+
+
+def _check_config(cfg: TrainConfig) -> None:
+    cfg.validate()
+    if cfg.regularized and cfg.ambiguity_weight > 0:
+        build_encoder(cfg.encoder)  # a wrong weights file is an error now, not after loading the shot
+
+
+def train_shot(shot: Shot, cfg: TrainConfig, *, device: torch.device, checkpoint: Path, resume: bool = True,
+               report: Report | None = None, should_stop: StopPoll | None = None,
+               world: World | None = None) -> FitResult:
+    """Train on a loaded shot, reporting progress 0..1; StopRequested when stopped (after a checkpoint)."""
+    report = report or (lambda fraction: None)
+
+    def on_step(info: StepInfo) -> bool:
+        report(info.fraction)
+        return bool(should_stop and should_stop())
+
+    logger.info("training %s preset: %d steps%s%s, width %d, batch %d, device %s", cfg.preset, cfg.steps,
+                f" (the last {cfg.finetune_steps} regularized)" if cfg.regularized else "",
+                f" or {cfg.budget:g} min" if cfg.budget else "", cfg.cnum, cfg.batch_size, device)
+    result = fit(shot, cfg, device=device, checkpoint=checkpoint, resume=resume, on_step=on_step, world=world)
+    if result.stopped:
+        raise StopRequested(f"stopped at step {result.step} of {cfg.steps}; checkpoint {checkpoint}; "
+                            f"run the same command again to resume")
+    logger.info("trained %d steps in %.1f s", result.step, result.seconds)
+    return result
+
+
+def render_shot(model: Generator, shot: Shot, out: FrameSequence, *, device: torch.device, overwrite: bool,
+                skip_existing: bool = False, report: Report | None = None, should_stop: StopPoll | None = None,
+                again: str = "run the same command again to finish") -> list[Path]:
+    """Render every frame of a loaded shot, reporting progress 0..1; stops only between whole frames.
+
+    `again` tells the user, when stopped, how to finish.
+    """
+    count, done = len(shot.frames), [0]
+
+    def on_frame(frame: int, path: Path) -> None:
+        done[0] += 1
+        if report:
+            report(done[0] / count)
+        if should_stop and should_stop() and done[0] < count:
+            raise StopRequested(f"stopped after writing {done[0]} of {count} frames; {again}")
+
+    written = render(model, shot, out, device=device, overwrite=overwrite, skip_existing=skip_existing,
+                     on_frame=on_frame)
+    logger.info("wrote %d frames to %s", len(written), out.pattern)
+    return written
+
+
+# --- the one-shot job ----------------------------------------------------------------------------
 
 def inpaint(plate: str, mask: str, out: str, cfg: TrainConfig, *, frames: list[int] | None = None,
             mask_channel: str | None = None, device: str = "auto", checkpoint: Path | None = None,
             resume: bool = True, overwrite: bool = False,
-            on_progress: Callable[[float], None] | None = None,
-            should_stop: Callable[[], bool] | None = None) -> InpaintResult:
+            on_progress: Report | None = None, should_stop: StopPoll | None = None) -> InpaintResult:
     """Fill the mattes of a plate sequence and write the clean plate.
 
     Args:
@@ -61,42 +151,99 @@ def inpaint(plate: str, mask: str, out: str, cfg: TrainConfig, *, frames: list[i
         should_stop: polled after every step and frame; True stops the run (StopRequested): training writes
             a checkpoint first, rendering stops between two whole frames. Running again resumes.
     """
-    cfg.validate()
-    if cfg.regularized and cfg.ambiguity_weight > 0:
-        build_encoder(cfg.encoder)  # a wrong weights file is an error now, not after loading the shot
-    plate_seq = find_sequence(plate, frames)
-    mask_seq = find_sequence(mask, plate_seq.frames)
-    out_seq = output_sequence(out, plate_seq.frames)
-    if {str(p) for p in out_seq.paths()} & {str(p) for p in plate_seq.paths() + mask_seq.paths()}:
-        raise ConfigError(f"--out {out} would write over the inputs; choose another output pattern")
+    _check_config(cfg)
+    plate_seq, mask_seq, out_seq = _sequences(plate, mask, out, frames)
     check_outputs(out_seq, overwrite)
     torch_device = resolve_device(device)
     shot = load_shot(plate_seq, mask_seq, work_size=cfg.work_size, matte_channel=mask_channel, dilate=cfg.dilate)
     checkpoint = checkpoint or default_checkpoint(out)
     report = on_progress or (lambda fraction: None)
-
-    def on_step(info: StepInfo) -> bool:
-        report(TRAIN_SHARE * info.fraction)
-        return bool(should_stop and should_stop())
-
-    logger.info("training %s preset: %d steps%s%s, width %d, batch %d, device %s", cfg.preset, cfg.steps,
-                f" (the last {cfg.finetune_steps} regularized)" if cfg.regularized else "",
-                f" or {cfg.budget:g} min" if cfg.budget else "", cfg.cnum, cfg.batch_size, torch_device)
-    result = fit(shot, cfg, device=torch_device, checkpoint=checkpoint, resume=resume, on_step=on_step)
-    if result.stopped:
-        raise StopRequested(f"stopped at step {result.step} of {cfg.steps}; checkpoint {checkpoint}; "
-                            f"run the same command again to resume")
-    logger.info("trained %d steps in %.1f s", result.step, result.seconds)
-    count = len(shot.frames)
-    done = [0]
-
-    def on_frame(frame: int, path: Path) -> None:
-        done[0] += 1
-        report(TRAIN_SHARE + (1 - TRAIN_SHARE) * done[0] / count)
-        if should_stop and should_stop() and done[0] < count:
-            raise StopRequested(f"stopped after writing {done[0]} of {count} frames; run the same command "
-                                f"again with --overwrite to finish")
-
-    written = render(result.model, shot, out_seq, device=torch_device, overwrite=overwrite, on_frame=on_frame)
-    logger.info("wrote %d frames to %s", len(written), out)
+    result = train_shot(shot, cfg, device=torch_device, checkpoint=checkpoint, resume=resume,
+                        report=lambda f: report(TRAIN_SHARE * f), should_stop=should_stop)
+    written = render_shot(result.model, shot, out_seq, device=torch_device, overwrite=overwrite,
+                          report=lambda f: report(TRAIN_SHARE + (1 - TRAIN_SHARE) * f), should_stop=should_stop,
+                          again="run the same command again with --overwrite to finish")
     return InpaintResult(written=written, fit=result, checkpoint=checkpoint)
+
+
+# --- the farm's jobs: train once, render in chunks -----------------------------------------------
+
+def train_job(spec: JobSpec, *, device: str = "auto", resume: bool = True, on_progress: Report | None = None,
+              should_stop: StopPoll | None = None) -> FitResult:
+    """Train a job's shot into its checkpoint folder (job.json + model.ckpt).
+
+    Inside torchrun (several processes), the ranks train data-parallel and rank 0 alone writes the
+    folder and reports progress. Running it again after a stop or a kill resumes from the checkpoint.
+    """
+    cfg = spec.train_config(str(resolve_device(device)))
+    _check_config(cfg)
+    plate_seq, mask_seq, out_seq = _sequences(spec.plate, spec.mask, spec.out, spec.frame_list())
+    check_writable(out_seq.path(out_seq.frames[0]).parent)  # a render would fail later; say so now
+    world, torch_device = init_world(resolve_device(device))
+    try:
+        if world.is_main:
+            # The job as trained, with what was decided here: the frames on disk and the preset.
+            spec.replace(frames=compact(plate_seq.frames), preset=cfg.preset).save(spec.checkpoint_dir / JOB_FILE)
+        shot = load_shot(plate_seq, mask_seq, work_size=cfg.work_size, matte_channel=spec.mask_channel,
+                         dilate=cfg.dilate)
+        return train_shot(shot, cfg, device=torch_device, checkpoint=spec.model_path, resume=resume,
+                          report=on_progress if world.is_main else None, should_stop=should_stop, world=world)
+    finally:
+        close_world(world)
+
+
+def render_job(spec: JobSpec, frames: list[int] | None = None, *, device: str = "auto", overwrite: bool = False,
+               on_progress: Report | None = None, should_stop: StopPoll | None = None) -> RenderResult:
+    """Render some frames of a trained job from its checkpoint folder; idempotent.
+
+    Loads only `frames` (default: every trained frame), with the shaper and geometry the checkpoint
+    carries, so a chunk costs its own frames whatever the shot's length. Frames whose output is
+    already complete are skipped unless `overwrite`; every write is atomic, so a render killed at any
+    point leaves whole frames only, and running it again finishes the rest.
+    """
+    torch_device = resolve_device(device)
+    model, data = load_model(spec.model_path, torch_device)
+    trained = data["shot"]
+    frames = list(trained["frames"]) if frames is None else frames
+    outside = sorted(set(frames) - set(trained["frames"]))
+    if outside:
+        raise ConfigError(f"{spec.model_path}: frames {compact(outside)} were not trained (the shot is "
+                          f"{compact(trained['frames'])}); render frames of the shot, or train on these frames")
+    plate_seq, mask_seq, out_seq = _sequences(spec.plate, spec.mask, spec.out, frames)
+    check_writable(out_seq.path(out_seq.frames[0]).parent)
+    report = on_progress or (lambda fraction: None)
+    skipped = [] if overwrite else complete_frames(out_seq)
+    todo = [f for f in out_seq.frames if f not in skipped]
+    if skipped:
+        logger.info("skipping %d frames already complete (%s); --overwrite renders them again",
+                    len(skipped), compact(skipped))
+    if not todo:
+        report(1.0)
+        return RenderResult(skipped=skipped)
+    shot = load_shot(FrameSequence(plate_seq.pattern, tuple(todo)), FrameSequence(mask_seq.pattern, tuple(todo)),
+                     work_size=int(data["config"]["work_size"]), matte_channel=trained["matte_channel"],
+                     dilate=int(trained["dilate"]), shaper=Shaper(**data["shaper"]))
+    if list(shot.geometry.full) != list(trained["full"]):
+        raise ShapeError(f"{plate_seq.pattern} is {shot.geometry.full[1]}x{shot.geometry.full[0]} but "
+                         f"{spec.model_path} was trained on {trained['full'][1]}x{trained['full'][0]}; "
+                         f"train again on this plate")
+    base = len(skipped) / len(frames)
+    written = render_shot(model, shot, FrameSequence(out_seq.pattern, tuple(todo)), device=torch_device,
+                          overwrite=overwrite, skip_existing=not overwrite,
+                          report=lambda f: report(base + (1 - base) * f), should_stop=should_stop)
+    return RenderResult(written=written, skipped=skipped)
+
+
+def run_job(spec: JobSpec, *, device: str = "auto", resume: bool = True, overwrite: bool = False,
+            on_progress: Report | None = None, should_stop: StopPoll | None = None) -> RenderResult:
+    """A whole job on this machine: train (or resume), then render every frame not yet complete.
+
+    Under torchrun every rank trains and rank 0 alone renders.
+    """
+    report = on_progress or (lambda fraction: None)
+    train_job(spec, device=device, resume=resume, on_progress=lambda f: report(TRAIN_SHARE * f),
+              should_stop=should_stop)
+    if not is_main_process():
+        return RenderResult()
+    return render_job(spec, device=device, overwrite=overwrite, should_stop=should_stop,
+                      on_progress=lambda f: report(TRAIN_SHARE + (1 - TRAIN_SHARE) * f))

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ivi_vfx.errors import OutputExistsError
-from ivi_vfx.io.exr import ExrImage, check_writable, output_spec, read_exr, write_exr
+from ivi_vfx.errors import ExrReadError, OutputExistsError
+from ivi_vfx.io.exr import ExrImage, check_writable, output_spec, read_exr, read_header, write_exr
 from ivi_vfx.io.sequence import FrameSequence
 from ivi_vfx.nets import Generator
 from ivi_vfx.shot import RGB, Shot
@@ -93,12 +93,47 @@ def check_outputs(out: FrameSequence, overwrite: bool) -> None:
                                 f"or choose another --out")
 
 
+def complete_frames(out: FrameSequence) -> list[int]:
+    """The frames whose output is on disk and whole (its EXR header reads).
+
+    Writes are atomic, so a file under a frame's name is a finished frame; the header check only
+    guards against a file that something else left there.
+
+    Raises:
+        OutputExistsError: a file under a frame's name is not an EXR (names it and the fix).
+    """
+    done = []
+    for frame in out.frames:
+        path = out.path(frame)
+        if not path.exists():
+            continue
+        try:
+            read_header(path)
+        except ExrReadError as exc:
+            raise OutputExistsError(f"{path} exists but is not a whole EXR ({exc}); delete it or pass "
+                                    f"--overwrite to render it again") from exc
+        done.append(frame)
+    return done
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove what a killed writer of this frame left (io.exr.write_exr's hidden `.<name>.*.tmp`).
+
+    Only this frame's task writes this frame, so a temporary of its name is a dead attempt's.
+    """
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        logger.info("removing %s, left by an interrupted render", stale)
+        stale.unlink(missing_ok=True)
+
+
 def render(model: Generator, shot: Shot, out: FrameSequence, *, frames: Iterable[int] | None = None,
-           device: torch.device | str = "cpu", overwrite: bool = False,
+           device: torch.device | str = "cpu", overwrite: bool = False, skip_existing: bool = False,
            on_frame: Callable[[int, Path], None] | None = None) -> list[Path]:
     """Write the clean plate of `frames` (default: all of the shot) to the output sequence.
 
     A frame whose matte is empty is copied through (alpha 0) without running the network.
+    With `skip_existing` (and not `overwrite`), a frame whose output appears meanwhile (another
+    task of a retried farm job wrote it) is left as it is instead of being an error.
 
     Returns:
         The written paths, in frame order.
@@ -114,9 +149,15 @@ def render(model: Generator, shot: Shot, out: FrameSequence, *, frames: Iterable
             fill = np.zeros((*matte.shape, 3), np.float32)
         pixels, names = composite(original, fill, matte)
         path = out.path(frame)
-        write_exr(path, pixels, output_spec(original.spec, names), overwrite=overwrite)
-        logger.debug("wrote %s", path)
-        written.append(path)
+        _remove_stale_temporaries(path)
+        try:
+            write_exr(path, pixels, output_spec(original.spec, names), overwrite=overwrite)
+        except OutputExistsError:
+            if not skip_existing:
+                raise
+            logger.info("%s appeared meanwhile (another task); leaving it", path)
+        else:
+            written.append(path)
         if on_frame is not None:
             on_frame(frame, path)
     return written

@@ -156,8 +156,12 @@ def read_plate_rgb(image: ExrImage) -> np.ndarray:
 
 
 def load_shot(plate: FrameSequence, mattes: FrameSequence, *, work_size: int, matte_channel: str | None = None,
-              dilate: int = 0) -> Shot:
+              dilate: int = 0, shaper: Shaper | None = None) -> Shot:
     """Read every frame of a plate and its mattes, check they agree, and build the working-resolution shot.
+
+    Args:
+        shaper: the shot's shaper when it is known (a checkpoint carries it), so that a chunk of the
+            shot loads only its own frames; None: computed from these frames, as training does.
 
     Raises:
         ExrReadError: a frame is not a readable EXR (names it).
@@ -193,7 +197,7 @@ def load_shot(plate: FrameSequence, mattes: FrameSequence, *, work_size: int, ma
         hole_frames.append(masks.downsample(matte, geometry.work)[0])
     assert geometry is not None and channel is not None  # a FrameSequence is never empty
     linear = torch.stack(rgb_frames)  # (T, 3, h, w) scene-linear
-    shaper = Shaper.for_plate(linear.numpy())
+    shaper = shaper or Shaper.for_plate(linear.numpy())
     images = geometry.pad(shaper.encode(linear))
     holes = geometry.pad(torch.stack(hole_frames))
     valid = geometry.pad(torch.ones(1, 1, *geometry.work))

@@ -31,6 +31,7 @@ import torch
 from ivi_vfx import checkpoint as ckpt
 from ivi_vfx import losses, masks, perturb
 from ivi_vfx.config import TrainConfig
+from ivi_vfx.distributed import World
 from ivi_vfx.errors import CheckpointError
 from ivi_vfx.nets import Generator, build_generator
 from ivi_vfx.nets.encoder import build_encoder
@@ -85,10 +86,14 @@ def resolve_device(name: str) -> torch.device:
 
 
 class BatchSampler:
-    """Draws the training batches of the reference recipe (optionally as crops) from one generator."""
+    """Draws the training batches of the reference recipe (optionally as crops) from one generator.
 
-    def __init__(self, shot: Shot, cfg: TrainConfig, rng: torch.Generator) -> None:
-        self.shot, self.cfg, self.rng = shot, cfg, rng
+    With several ranks (distributed.World), step s of rank r takes the frames that a single process
+    would take at its step s * size + r, so the ranks together walk the shot in the reference order.
+    """
+
+    def __init__(self, shot: Shot, cfg: TrainConfig, rng: torch.Generator, world: World = World()) -> None:
+        self.shot, self.cfg, self.rng, self.world = shot, cfg, rng, world
         self.count = len(shot.frames)
         height, width = shot.geometry.padded
         self.crop = (min(cfg.crop, height), min(cfg.crop, width)) if cfg.crop else None
@@ -106,7 +111,7 @@ class BatchSampler:
         """
         shot, batch = self.shot, self.cfg.batch_size
         # Consecutive frames, cycling in order (the reference never shuffles its frames).
-        index = (torch.arange(batch) + step * batch) % self.count
+        index = (torch.arange(batch) + (step * self.world.size + self.world.rank) * batch) % self.count
         others = torch.randint(self.count, (batch,), generator=self.rng)
         images, own, other = shot.images[index], shot.holes[index], shot.holes[others]
         valid = shot.valid.expand(batch, -1, -1, -1)
@@ -151,10 +156,12 @@ def _new_optimizer(cfg: TrainConfig, model: Generator) -> torch.optim.Adam:
     return torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps)
 
 
-def _new_state(cfg: TrainConfig, device: torch.device) -> tuple[Generator, torch.optim.Adam, torch.Generator]:
-    torch.manual_seed(cfg.seed)
+def _new_state(cfg: TrainConfig, device: torch.device,
+               world: World = World()) -> tuple[Generator, torch.optim.Adam, torch.Generator]:
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     model = build_generator(cfg.cnum).to(device)
-    rng = torch.Generator().manual_seed(cfg.seed)
+    # Rank 0 draws as a single process does; the other ranks draw their own holes and shifts.
+    rng = torch.Generator().manual_seed(cfg.seed + 7919 * world.rank)
     return model, _new_optimizer(cfg, model), rng
 
 
@@ -184,8 +191,13 @@ class Regularizers:
 
 
 def _payload(cfg: TrainConfig, shot: Shot, model: Generator, optimizer: torch.optim.Optimizer,
-             rng: torch.Generator, step: int, finetune_from: int) -> dict:
-    return {
+             rng: torch.Generator, step: int, finetune_from: int, world: World = World()) -> dict:
+    extra = {}
+    if world.distributed:
+        # Every rank's generator, so that a resume with as many ranks continues exactly; a collective,
+        # so every rank builds the payload and only rank 0 writes it.
+        extra = {"world_size": world.size, "rng_ranks": world.gather(rng.get_state())}
+    return extra | {
         "config": cfg.to_dict(),
         "arch": {"name": "refine", "cnum": cfg.cnum},
         "shaper": shot.shaper.to_dict(),
@@ -199,7 +211,7 @@ def _payload(cfg: TrainConfig, shot: Shot, model: Generator, optimizer: torch.op
 
 
 def _resume(path: Path, cfg: TrainConfig, shot: Shot, model: Generator, optimizer: torch.optim.Optimizer,
-            rng: torch.Generator, device: torch.device) -> tuple[int, int]:
+            rng: torch.Generator, device: torch.device, world: World = World()) -> tuple[int, int]:
     """Load a compatible checkpoint into the fresh state.
 
     Returns:
@@ -226,13 +238,17 @@ def _resume(path: Path, cfg: TrainConfig, shot: Shot, model: Generator, optimize
         optimizer.load_state_dict(data["optimizer"])
     except (RuntimeError, KeyError, ValueError) as exc:
         raise CheckpointError(f"{path}: does not fit this network ({exc}); delete it and train again") from exc
-    rng.set_state(data["rng"])
+    ranks = data.get("rng_ranks") or [data["rng"]]
+    rng.set_state(ranks[world.rank] if len(ranks) == world.size else data["rng"])
+    if len(ranks) != world.size and world.distributed:
+        rng.manual_seed(cfg.seed + 7919 * world.rank + int(data["step"]))  # another rank count: fresh draws
     logger.info("resuming from %s at step %d", path, data["step"])
     return int(data["step"]), int(data.get("finetune_from", -1))
 
 
 def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", checkpoint: Path | None = None,
-        resume: bool = True, on_step: Callable[[StepInfo], bool | None] | None = None) -> FitResult:
+        resume: bool = True, on_step: Callable[[StepInfo], bool | None] | None = None,
+        world: World | None = None) -> FitResult:
     """Train the generator on one shot.
 
     Args:
@@ -242,16 +258,25 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
         checkpoint: file to write checkpoints to (and to resume from when `resume`).
         resume: continue from `checkpoint` when it holds this shot and configuration.
         on_step: called after every step; returning True stops the run after writing a checkpoint.
+        world: the processes training together (distributed.init_world); None: this process alone.
+            All ranks must call fit alike; only rank 0 writes the checkpoint.
 
     Returns:
         FitResult with the trained generator (in eval mode) and the step reached.
     """
     device = torch.device(device)
     cfg.validate()
-    model, optimizer, rng = _new_state(cfg, device)
-    step, finetune_from = (_resume(Path(checkpoint), cfg, shot, model, optimizer, rng, device)
+    world = world or World()
+    model, optimizer, rng = _new_state(cfg, device, world)
+    step, finetune_from = (_resume(Path(checkpoint), cfg, shot, model, optimizer, rng, device, world)
                            if checkpoint and resume else (0, -1))
-    sampler = BatchSampler(shot, cfg, rng)
+    sampler = BatchSampler(shot, cfg, rng, world)
+
+    def save() -> None:
+        payload = _payload(cfg, shot, model, optimizer, rng, step, finetune_from, world)
+        if world.is_main:
+            ckpt.save(checkpoint, payload)
+
     regularizers = Regularizers(cfg, rng, device) if cfg.regularized else None
     boundary = cfg.steps - cfg.finetune_steps
     model.train()
@@ -265,7 +290,7 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
         step = cfg.steps
     while step < cfg.steps:
         tic = time.perf_counter()
-        if regularizers is not None and finetune_from < 0 and (
+        if regularizers is not None and finetune_from < 0 and world.agree(
                 step >= boundary or (budget_s > 0 and tic - started >= budget_boundary_s)):
             finetune_from = step
             optimizer = _new_optimizer(cfg, model)  # the reference restarts Adam for the fine-tune stage
@@ -280,6 +305,7 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
         total = torch.stack(list(terms.values())).sum()
         optimizer.zero_grad(set_to_none=True)
         total.backward()
+        world.average_gradients(model)
         optimizer.step()
         step += 1
         values = {name: float(value.detach()) for name, value in terms.items()} | {"total": float(total.detach())}
@@ -287,7 +313,7 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
         seconds = time.perf_counter() - tic
         elapsed = time.perf_counter() - started
         # Stop before a step that would overrun the budget, judging by the step just taken.
-        out_of_budget = budget_s > 0 and step < cfg.steps and elapsed + seconds > budget_s
+        out_of_budget = world.agree(budget_s > 0 and step < cfg.steps and elapsed + seconds > budget_s)
         fraction = 1.0 if out_of_budget else max(step / max(cfg.steps, 1), elapsed / budget_s if budget_s else 0.0)
         if step % cfg.log_every == 0 or step == cfg.steps or out_of_budget:
             # Means over the interval; a term that joined mid-interval (the fine-tune stage) over its steps.
@@ -296,13 +322,13 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
                         " ".join(f"{k} {v:.4f}" for k, v in running.items() if k != "total"), seconds)
             window = []
         if checkpoint and (step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_budget):
-            ckpt.save(checkpoint, _payload(cfg, shot, model, optimizer, rng, step, finetune_from))
+            save()
         if out_of_budget:
             logger.info("the budget of %g min is spent at step %d of %d", cfg.budget, step, cfg.steps)
         info = StepInfo(step, cfg.steps, values, seconds, min(fraction, 1.0))
-        if on_step is not None and on_step(info) and step < cfg.steps and not out_of_budget:
+        if world.agree(on_step is not None and bool(on_step(info))) and step < cfg.steps and not out_of_budget:
             if checkpoint:
-                ckpt.save(checkpoint, _payload(cfg, shot, model, optimizer, rng, step, finetune_from))
+                save()
             stopped = True
             break
         if out_of_budget:

@@ -1,0 +1,38 @@
+"""`ivi-render train`: train a job's shot into its checkpoint folder (the farm's GPU task)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ivi_vfx.pipeline import train_job
+
+from . import options
+from .main import StopFlag
+from .progress import Progress
+
+
+@click.command()
+@options.job_inputs
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Continue from a compatible checkpoint in the folder.")
+def train(job_file: Path | None, checkpoint_dir: Path | None, device: str, resume: bool, progress_format: str,
+          **values: Any) -> None:
+    """Train on a shot and write the checkpoint folder (job.json + model.ckpt) that `render` reads.
+
+    SIGTERM (a farm's pre-emption) writes a checkpoint and exits 143; the same command resumes.
+    Under torchrun, the processes train data-parallel and one checkpoint comes out.
+
+    \b
+    Examples:
+      ivi-render train --plate sh010/plate.####.exr --mask sh010/roto.####.exr --out sh010/clean.####.exr
+      ivi-render train --job sh010/job.json
+      torchrun --nproc-per-node 2 --no-python ivi-render train --job sh010/job.json
+    """
+    spec = options.job_spec(job_file, checkpoint_dir, **values)
+    stop = StopFlag()
+    stop.install()
+    with Progress(fmt=progress_format) as progress:
+        result = train_job(spec, device=device, resume=resume, on_progress=progress, should_stop=stop)
+    click.echo(f"trained {result.step} steps: {spec.checkpoint_dir}", err=True)

@@ -1,0 +1,186 @@
+"""JobSpec: the one description of a job that the command line, Nuke and the farm pass around.
+
+A job is one shot: a plate and its mattes in, a clean plate out, trained once into a checkpoint
+folder and rendered from it in any number of frame chunks. The JobSpec is plain data with a JSON
+round trip (a schema version; an unknown key is an error naming the key and the file), so that
+`ivi-render train --job job.json`, `ivi-render render --job job.json --frames 1001-1010` on a farm
+node, and a Nuke panel that writes job.json all mean the same job.
+
+The checkpoint folder holds `job.json` (this spec, as trained) and `model.ckpt` (train.fit's
+checkpoint: configuration, architecture, shaper, shot summary, weights), so a render needs only
+the folder and its frames.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ivi_vfx.config import TrainConfig, default_preset, preset_config
+from ivi_vfx.errors import ConfigError
+from ivi_vfx.io.sequence import parse_frames
+
+SCHEMA_VERSION = 1
+JOB_FILE = "job.json"
+"""Name of the JobSpec inside a checkpoint folder (and inside a farm bundle)."""
+MODEL_FILE = "model.ckpt"
+"""Name of the checkpoint inside a checkpoint folder."""
+
+
+def output_stem(out_pattern: str) -> str:
+    """The file stem of an output pattern, before its frame token: ``clean`` for ``shots/clean.####.exr``."""
+    stem = Path(out_pattern).name.split("#")[0].split("%")[0].split("@")[0].rstrip("._")
+    return stem or "ivi"
+
+
+@dataclass
+class JobSpec:
+    """One shot's job: inputs, frames, training settings, output and checkpoint folder.
+
+    Training fields left at None take the preset's value, as the command line's options do.
+    """
+
+    plate: str
+    """Plate sequence pattern (``plate.####.exr``, ``%04d`` or ``@``)."""
+    mask: str
+    """Matte sequence pattern (1 = fill), same frames and format as the plate."""
+    out: str
+    """Output sequence pattern, always EXR."""
+    frames: str | None = None
+    """Frame range as farms write it (``1001-1100``, ``1001,1005``, ``1-10x2``); None: every plate frame on disk."""
+    mask_channel: str | None = None
+    """Channel of the matte; None: ``A``, or the file's only channel."""
+    preset: str | None = None
+    """Named configuration; None: ``paper`` on a GPU, ``cpu`` otherwise (decided where training runs)."""
+    steps: int | None = None
+    """Training steps in all; None: the preset's."""
+    budget: float | None = None
+    """Most minutes of training per call (0: no limit); None: the preset's."""
+    finetune_steps: int | None = None
+    """The last this-many steps fine-tune with the regularizers; None: the preset's."""
+    encoder: str | None = None
+    """Anti-ambiguity features, ``random`` or ``vgg19:FILE``; None: the preset's."""
+    work_size: int | None = None
+    """Longest side of the working resolution in pixels; None: the preset's."""
+    dilate: int | None = None
+    """Grow the matte by this many full-resolution pixels; None: the preset's (0)."""
+    seed: int | None = None
+    """Random seed; None: the preset's (0)."""
+    checkpoint: str | None = None
+    """Checkpoint folder (holds job.json and model.ckpt); None: ``.ivi/<name>/`` beside the output."""
+    name: str | None = None
+    """Job name for farms and logs; None: the output's file stem."""
+
+    def __post_init__(self) -> None:
+        for key in ("plate", "mask", "out"):
+            if not isinstance(getattr(self, key), str) or not getattr(self, key):
+                raise ConfigError(f"job: {key!r} must be a frame pattern such as plate.####.exr")
+        if self.frames is not None:
+            self.frames = str(self.frames)
+            parse_frames(self.frames)  # a bad range is an error when the job is made, not on the farm
+
+    # --- derived values ------------------------------------------------------------------------
+
+    @property
+    def job_name(self) -> str:
+        """The name, or the output's stem (``clean`` for ``shots/clean.####.exr``)."""
+        return self.name or output_stem(self.out)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """The checkpoint folder: the given one, or ``.ivi/<name>/`` beside the output frames."""
+        if self.checkpoint:
+            return Path(self.checkpoint)
+        return Path(self.out).parent / ".ivi" / self.job_name
+
+    @property
+    def model_path(self) -> Path:
+        """The checkpoint file inside the checkpoint folder."""
+        return self.checkpoint_dir / MODEL_FILE
+
+    def frame_list(self) -> list[int] | None:
+        """The frames as numbers, or None for every plate frame on disk."""
+        return None if self.frames is None else list(parse_frames(self.frames))
+
+    def train_config(self, device: str = "cpu") -> TrainConfig:
+        """The training configuration: the preset (or the device's default), then this job's changes."""
+        cfg = preset_config(self.preset or default_preset(device)).rescheduled(self.steps)
+        return cfg.replace(budget=self.budget, finetune_steps=self.finetune_steps, encoder=self.encoder,
+                           work_size=self.work_size, dilate=self.dilate, seed=self.seed)
+
+    def absolute(self) -> JobSpec:
+        """A copy whose paths are absolute, for a job that runs on other machines or in other folders."""
+        paths = {key: os.path.abspath(getattr(self, key)) for key in ("plate", "mask", "out")}
+        return self.replace(**paths, checkpoint=str(self.checkpoint_dir.absolute()))
+
+    def replace(self, **changes: Any) -> JobSpec:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    # --- JSON round trip -----------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": SCHEMA_VERSION, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "job") -> JobSpec:
+        """Inverse of to_dict. `source` names where the data came from (a file) in every error."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: a job must be a JSON object with plate, mask and out")
+        data = dict(data)
+        version = data.pop("schema_version", SCHEMA_VERSION)
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise ConfigError(f"{source}: job schema {version} is newer than this IVI-VFX understands "
+                              f"({SCHEMA_VERSION}); upgrade ivi-vfx")
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise ConfigError(f"{source}: unknown job keys: {', '.join(unknown)}; the keys are: {', '.join(names)}")
+        missing = [key for key in ("plate", "mask", "out") if key not in data]
+        if missing:
+            raise ConfigError(f"{source}: the job needs {', '.join(missing)}")
+        try:
+            spec = cls(**data)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from exc
+        try:
+            spec.train_config()  # a bad preset or value is an error now, naming the file
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from exc
+        return spec
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "job") -> JobSpec:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{source}: not valid JSON ({exc}); fix the file or write it again") from exc
+        return cls.from_dict(data, source)
+
+    def save(self, path: Path) -> Path:
+        """Write atomically (a farm node may read it while another writes it)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(self.to_json())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> JobSpec:
+        """Read a job file; ConfigError names the file and the fix."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / JOB_FILE  # a checkpoint folder or a bundle
+        if not path.is_file():
+            raise ConfigError(f"{path}: no job file there; write one with `ivi-render submit` or check the path")
+        return cls.from_json(path.read_text(), str(path))
