@@ -23,6 +23,7 @@ from ivi_vfx.errors import ConfigError
 from ivi_vfx.jobs import JOB_FILE, JobSpec
 
 from . import job_frames
+from .commands import describe, render_args, train_args
 
 SPECIFICATION = "jobtemplate-2023-09"
 EXTENSIONS = ["TASK_CHUNKING"]
@@ -33,6 +34,7 @@ TRAIN_TIMEOUT_S = 48 * 3600
 RENDER_TIMEOUT_S = 3600
 NOTIFY_PERIOD_S = 120
 """Seconds between SIGTERM and SIGKILL: enough for a checkpoint of the paper network."""
+JOB, DEVICE = "{{Param.JobFile}}", "{{Param.Device}}"
 
 
 def _action(args: list[str], timeout: int) -> dict[str, Any]:
@@ -49,12 +51,11 @@ def job_template(spec: JobSpec, *, frames: str, chunk_size: int = 10, device: st
         chunk_size: frames per Render task (the ChunkSize parameter's default).
         device: ivi-render's --device on the farm nodes (the Device parameter's default).
     """
-    common = ["--job", "{{Param.JobFile}}", "--device", "{{Param.Device}}", "--progress-format", "openjd"]
     return {
         "specificationVersion": SPECIFICATION,
         "extensions": EXTENSIONS,
         "name": f"ivi {spec.job_name}",
-        "description": f"IVI-VFX clean plate: {spec.plate} -> {spec.out}",
+        "description": describe(spec),
         "parameterDefinitions": [
             {"name": "JobFile", "type": "PATH", "objectType": "FILE", "dataFlow": "IN", "default": JOB_FILE,
              "description": "The JobSpec (relative paths are relative to the bundle)."},
@@ -71,7 +72,7 @@ def job_template(spec: JobSpec, *, frames: str, chunk_size: int = 10, device: st
                 "name": "Train",
                 "description": "Train the shot's network into the checkpoint folder (one GPU).",
                 "hostRequirements": {"amounts": [{"name": "amount.worker.gpu", "min": 1}]},
-                "script": {"actions": _action(["train", *common], TRAIN_TIMEOUT_S)},
+                "script": {"actions": _action(train_args(JOB, DEVICE, "openjd"), TRAIN_TIMEOUT_S)},
             },
             {
                 "name": "Render",
@@ -81,7 +82,7 @@ def job_template(spec: JobSpec, *, frames: str, chunk_size: int = 10, device: st
                     {"name": "Frame", "type": "CHUNK[INT]", "range": "{{Param.Frames}}",
                      "chunks": {"defaultTaskCount": "{{Param.ChunkSize}}", "rangeConstraint": "CONTIGUOUS"}},
                 ]},
-                "script": {"actions": _action(["render", *common, "--frames", "{{Task.Param.Frame}}"],
+                "script": {"actions": _action(render_args(JOB, "{{Task.Param.Frame}}", DEVICE, "openjd"),
                                               RENDER_TIMEOUT_S)},
             },
         ],
