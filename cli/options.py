@@ -94,7 +94,6 @@ job_inputs = _stack(
     training,
     click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
                  help="Checkpoint folder: job.json and model.ckpt (default: .ivi/<name>/ beside the output)."),
-    progress_format,
 )
 """The options that describe a job: a JobSpec file, or inpaint's options, or both (the options win)."""
 

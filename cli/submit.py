@@ -21,7 +21,7 @@ from . import options
               help="Frames per Render task.")
 @options.job_inputs
 def submit(farm: str, bundle: Path, chunk_size: int, job_file: Path | None, checkpoint_dir: Path | None,
-           device: str, progress_format: str, **values: Any) -> None:
+           device: str, **values: Any) -> None:
     """Write a farm job: one Train task (a GPU), then Render tasks over frame chunks that depend on it.
 
     Takes the same input options as `inpaint`, or a JobSpec file. Paths are made absolute, for farm

@@ -17,6 +17,7 @@ from .progress import Progress
 @options.job_inputs
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from a compatible checkpoint in the folder.")
+@options.progress_format
 def train(job_file: Path | None, checkpoint_dir: Path | None, device: str, resume: bool, progress_format: str,
           **values: Any) -> None:
     """Train on a shot and write the checkpoint folder (job.json + model.ckpt) that `render` reads.
