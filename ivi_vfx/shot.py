@@ -68,6 +68,12 @@ class Geometry:
         ph, pw = self.padded[0] - self.work[0], self.padded[1] - self.work[1]
         return F.pad(image, (0, pw, 0, ph), mode="replicate") if ph or pw else image
 
+    def valid(self) -> torch.Tensor:
+        """(1, 1, ph, pw) float32: 1 over the picture, 0 over the padding."""
+        valid = torch.zeros(1, 1, *self.padded)
+        valid[..., : self.work[0], : self.work[1]] = 1
+        return valid
+
     def to_full(self, image: torch.Tensor) -> torch.Tensor:
         """(N, C, ph, pw) padded working frame -> (N, C, H, W) full resolution (bilinear)."""
         image = image[..., : self.work[0], : self.work[1]]
@@ -168,47 +174,28 @@ def load_shot(plate: FrameSequence, mattes: FrameSequence, *, work_size: int, ma
         ShapeError: a matte's format differs from its plate's.
         ChannelError: the plate has no RGB, or the matte has no such channel.
     """
-    rgb_frames: list[np.ndarray] = []
+    frames = load_frames(plate, work_size=work_size, shaper=shaper)
+    geometry = frames.geometry
     hole_frames: list[torch.Tensor] = []
-    geometry: Geometry | None = None
     channel: str | None = None
     for frame in plate.frames:
-        plate_image = read_exr(plate.path(frame))
         matte_image = read_exr(mattes.path(frame))
-        full = plate_image.display_window[3], plate_image.display_window[2]
         matte_full = matte_image.display_window[3], matte_image.display_window[2]
-        if full != matte_full:
+        if matte_full != geometry.full:
             raise ShapeError(
-                f"{matte_image.path} is {matte_full[1]}x{matte_full[0]} but its plate {plate_image.path} is "
-                f"{full[1]}x{full[0]}; give a matte in the plate's format (Reformat it to the plate)"
-            )
-        if geometry is None:
-            geometry = Geometry.for_plate(full, work_size)
-        elif full != geometry.full:
-            raise ShapeError(
-                f"{plate_image.path} is {full[1]}x{full[0]} but frame {plate.frames[0]} is "
-                f"{geometry.full[1]}x{geometry.full[0]}; every frame of a plate must share one format"
+                f"{matte_image.path} is {matte_full[1]}x{matte_full[0]} but its plate {plate.path(frame)} is "
+                f"{geometry.full[1]}x{geometry.full[0]}; give a matte in the plate's format (Reformat it to the plate)"
             )
         channel = channel or matte_channel_of(matte_image, matte_channel)
-        rgb = read_plate_rgb(plate_image)
-        rgb_frames.append(geometry.to_work(torch.from_numpy(
-            np.nan_to_num(rgb, nan=0.0, posinf=65504.0, neginf=-65504.0)).permute(2, 0, 1)[None])[0])
         matte = torch.from_numpy(read_matte(matte_image, channel, dilate)).float()[None, None]
         hole_frames.append(masks.downsample(matte, geometry.work)[0])
-    assert geometry is not None and channel is not None  # a FrameSequence is never empty
-    linear = torch.stack(rgb_frames)  # (T, 3, h, w) scene-linear
-    shaper = shaper or Shaper.for_plate(linear.numpy())
-    images = geometry.pad(shaper.encode(linear))
+    assert channel is not None  # a FrameSequence is never empty
     holes = geometry.pad(torch.stack(hole_frames))
-    valid = geometry.pad(torch.ones(1, 1, *geometry.work))
-    if geometry.padded != geometry.work:
-        valid[..., geometry.work[0]:, :] = 0
-        valid[..., :, geometry.work[1]:] = 0
     logger.info("shot: %d frames %dx%d, working %dx%d (padded %dx%d), matte channel %s, hole %.1f%% of pixels",
                 len(plate), geometry.full[1], geometry.full[0], geometry.work[1], geometry.work[0],
                 geometry.padded[1], geometry.padded[0], channel, 100 * float(holes.mean()))
     return Shot(plate=plate, mattes=mattes, matte_channel=channel, dilate=dilate, geometry=geometry,
-                shaper=shaper, images=images.contiguous(), holes=holes.contiguous(), valid=valid)
+                shaper=frames.shaper, images=frames.images, holes=holes.contiguous(), valid=frames.valid)
 
 
 def shot_path_summary(shot: Shot) -> dict[str, object]:
@@ -216,3 +203,63 @@ def shot_path_summary(shot: Shot) -> dict[str, object]:
     return {"plate": shot.plate.pattern, "mattes": shot.mattes.pattern, "frames": list(shot.frames),
             "matte_channel": shot.matte_channel, "dilate": shot.dilate, "full": list(shot.geometry.full),
             "work": list(shot.geometry.work), "folder": str(Path(shot.plate.pattern).parent)}
+
+
+def plate_rgb_work(image: ExrImage, geometry: Geometry) -> torch.Tensor:
+    """(3, h, w) float32 scene-linear RGB of a plate frame at working resolution (unpadded).
+
+    NaN becomes 0 and inf the largest half, so that the scaling never spreads them; the renderer
+    puts the originals back outside the matte.
+    """
+    rgb = np.nan_to_num(read_plate_rgb(image), nan=0.0, posinf=65504.0, neginf=-65504.0)
+    return geometry.to_work(torch.from_numpy(rgb).permute(2, 0, 1)[None])[0]
+
+
+@dataclass
+class Frames:
+    """A plate alone at working resolution (for mask propagation, where most mattes are unknown).
+
+    Attributes:
+        plate: the plate sequence on disk.
+        geometry: full, working and padded sizes.
+        shaper: the plate's scene-linear <-> network-domain mapping.
+        images: (T, 3, ph, pw) float32 network-domain frames.
+        valid: (1, 1, ph, pw) float32, 1 over the picture.
+    """
+
+    plate: FrameSequence
+    geometry: Geometry
+    shaper: Shaper
+    images: torch.Tensor
+    valid: torch.Tensor
+
+    def index(self, frame: int) -> int:
+        return self.plate.frames.index(frame)
+
+
+def load_frames(plate: FrameSequence, *, work_size: int, shaper: Shaper | None = None) -> Frames:
+    """Read every frame of a plate at working resolution; frames must share one format.
+
+    Args:
+        shaper: the shot's shaper when known (a checkpoint carries it); None computes it from these frames.
+    """
+    geometry: Geometry | None = None
+    rgb_frames = []
+    for frame in plate.frames:
+        image = read_exr(plate.path(frame))
+        full = image.display_window[3], image.display_window[2]
+        if geometry is None:
+            geometry = Geometry.for_plate(full, work_size)
+        elif full != geometry.full:
+            raise ShapeError(
+                f"{image.path} is {full[1]}x{full[0]} but frame {plate.frames[0]} is "
+                f"{geometry.full[1]}x{geometry.full[0]}; every frame of a plate must share one format"
+            )
+        rgb_frames.append(plate_rgb_work(image, geometry))
+    assert geometry is not None
+    linear = torch.stack(rgb_frames)  # (T, 3, h, w) scene-linear
+    shaper = shaper or Shaper.for_plate(linear.numpy())
+    logger.debug("plate: %d frames %dx%d, working %dx%d", len(plate), geometry.full[1], geometry.full[0],
+                 geometry.work[1], geometry.work[0])
+    images = geometry.pad(shaper.encode(linear)).contiguous()
+    return Frames(plate=plate, geometry=geometry, shaper=shaper, images=images, valid=geometry.valid())

@@ -1,0 +1,368 @@
+"""From roto'd keyframes to mattes for the whole shot: the paper's mask propagation (section 4.2).
+
+A U-Net (nets/unet.py) learns the object on the shot itself. Each training sample is a keyframe
+with its object cut out along the key matte and pasted back at a random cyclic shift (the
+reference's `train_mask.py`); the target is the pasted copy's matte, and the object's original
+place is left out of the loss, so the network learns what the object looks like, never where it
+was. Beyond the reference:
+- any number of keyframes (each sample draws one), so an object that turns or changes size can be
+  roto'd on a few frames and all of them teach;
+- the pasted copy is also scaled (0.85-1.2), rotated (+-8 degrees) and mirrored at random, so a
+  single key generalises to an object that changes size and pose through the shot;
+- a weighted binary cross-entropy (PropagateConfig.object_weight): for removal, a missed object
+  pixel (a fringe left in the plate) costs more than an extra background pixel (a little more fill).
+
+On the keyframes the output is the user's own roto, untouched.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ivi_vfx import checkpoint as ckpt
+from ivi_vfx import masks
+from ivi_vfx.config import PropagateConfig
+from ivi_vfx.errors import CheckpointError, ConfigError, ShapeError, StopRequested
+from ivi_vfx.io.exr import output_spec, read_exr, write_exr
+from ivi_vfx.io.sequence import FrameSequence, find_sequence, output_sequence
+from ivi_vfx.nets.unet import UNet, build_unet
+from ivi_vfx.render import check_outputs
+from ivi_vfx.shot import Frames, load_frames, matte_channel_of, read_matte
+from ivi_vfx.train import resolve_device
+
+logger = logging.getLogger(__name__)
+
+JITTER_SCALE = (0.85, 1.2)
+JITTER_ROTATE_DEG = 8.0
+
+
+@dataclass
+class Keys:
+    """A plate at working resolution and the object's roto on some of its frames.
+
+    Attributes:
+        frames: the plate (shot.load_frames).
+        key_frames: the roto'd frame numbers.
+        mattes: (K, 1, ph, pw) float32 {0, 1} key mattes at working resolution (0 over the padding).
+        full: each key frame's (H, W) bool matte at full resolution, as the user drew it.
+    """
+
+    frames: Frames
+    key_frames: tuple[int, ...]
+    mattes: torch.Tensor
+    full: dict[int, np.ndarray]
+
+    def fingerprint(self) -> str:
+        """A short hash of what training sees: a checkpoint only resumes on its own plate and keys."""
+        digest = hashlib.sha256(self.frames.images.numpy().tobytes())
+        digest.update(self.mattes.numpy().tobytes())
+        digest.update(repr(self.key_frames).encode())
+        return digest.hexdigest()[:16]
+
+
+def load_keys(frames: Frames, key_mattes: FrameSequence, matte_channel: str | None = None) -> Keys:
+    """Read the key mattes (binarised > 0) and bring them to the plate's working resolution.
+
+    Raises:
+        ConfigError: a key frame is not a plate frame, or its matte is empty.
+        ShapeError: a key matte's format differs from the plate's.
+    """
+    geometry = frames.geometry
+    outside = [f for f in key_mattes.frames if f not in frames.plate.frames]
+    if outside:
+        raise ConfigError(f"key frame {outside[0]} is not among the plate's frames "
+                          f"({frames.plate.frames[0]}-{frames.plate.frames[-1]}); choose --key-frames inside the range")
+    full, small = {}, []
+    for frame in key_mattes.frames:
+        image = read_exr(key_mattes.path(frame))
+        size = image.display_window[3], image.display_window[2]
+        if size != geometry.full:
+            raise ShapeError(f"{image.path} is {size[1]}x{size[0]} but the plate is {geometry.full[1]}x"
+                             f"{geometry.full[0]}; give a key matte in the plate's format")
+        matte = read_matte(image, matte_channel_of(image, matte_channel), 0)
+        if not matte.any():
+            raise ConfigError(f"{image.path}: the key matte is empty; roto the object on this frame or leave "
+                              f"the frame out of --key-frames")
+        full[frame] = matte
+        work = masks.downsample(torch.from_numpy(matte).float()[None, None], geometry.work)
+        small.append(geometry.pad(work)[0] * frames.valid[0])
+    logger.info("keys: frames %s, object %.1f%% of the key pixels", ",".join(map(str, key_mattes.frames)),
+                100 * float(torch.stack(small).mean()))
+    return Keys(frames=frames, key_frames=tuple(key_mattes.frames), mattes=torch.stack(small), full=full)
+
+
+class PasteSampler:
+    """Training samples: a keyframe with its object pasted at a random cyclic shift (and jittered)."""
+
+    def __init__(self, keys: Keys, cfg: PropagateConfig, rng: torch.Generator) -> None:
+        self.keys, self.cfg, self.rng = keys, cfg, rng
+        self.index = torch.tensor([keys.frames.index(f) for f in keys.key_frames])
+
+    def _uniform(self, n: int, low: float, high: float) -> torch.Tensor:
+        return low + (high - low) * torch.rand(n, generator=self.rng)
+
+    def draw(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One batch.
+
+        Returns:
+            inputs: (B, 3, ph, pw) network-domain frames with a pasted object copy.
+            target: (B, 1, ph, pw) {0, 1} the pasted copy's matte.
+            weight: (B, 1, ph, pw) per-pixel loss weight: object_weight on the target, 1 - object_weight
+                elsewhere, 0 on the object's original place and on the padding.
+        """
+        keys, batch = self.keys, self.cfg.batch_size
+        height, width = keys.frames.geometry.padded
+        pick = torch.randint(len(self.index), (batch,), generator=self.rng)
+        frames = keys.frames.images[self.index[pick]]
+        own = keys.mattes[pick]
+        dy = torch.randint(height, (batch,), generator=self.rng)
+        dx = torch.randint(width, (batch,), generator=self.rng)
+        rolled = torch.stack([torch.roll(frames[b], (int(dy[b]), int(dx[b])), dims=(-2, -1)) for b in range(batch)])
+        pasted = torch.stack([torch.roll(own[b], (int(dy[b]), int(dx[b])), dims=(-2, -1)) for b in range(batch)])
+        theta = self._jitter(batch, height, width)
+        grid = F.affine_grid(theta, [batch, 1, height, width], align_corners=False)
+        rolled = F.grid_sample(rolled, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        pasted = F.grid_sample(pasted, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+        inputs = frames * (1 - pasted) + rolled * pasted
+        w = self.cfg.object_weight
+        weight = (1 - own) * keys.frames.valid * torch.where(pasted > 0, w, 1 - w)
+        return inputs, pasted, weight
+
+    def _jitter(self, batch: int, height: int, width: int) -> torch.Tensor:
+        """(B, 2, 3) random scale, rotation and mirror about the frame centre, in affine_grid coordinates."""
+        scale = torch.exp(self._uniform(batch, *(math.log(s) for s in JITTER_SCALE)))
+        angle = self._uniform(batch, -JITTER_ROTATE_DEG, JITTER_ROTATE_DEG) * math.pi / 180
+        mirror = torch.where(torch.rand(batch, generator=self.rng) < 0.5, -1.0, 1.0)
+        aspect = width / height  # rotate in pixels, not in the normalised square
+        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+        theta = torch.zeros(batch, 2, 3)
+        theta[:, 0, 0], theta[:, 0, 1] = cos * mirror, -sin / aspect
+        theta[:, 1, 0], theta[:, 1, 1] = sin * aspect * mirror, cos
+        return theta
+
+
+def weighted_bce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean over every element of weight * binary cross-entropy (from logits, for stability)."""
+    return (F.binary_cross_entropy_with_logits(logits, target, reduction="none") * weight).mean()
+
+
+@dataclass
+class PropagateResult:
+    """A trained propagation network and how the run went."""
+
+    model: UNet
+    step: int
+    stopped: bool
+    seconds: float
+
+
+def _payload(cfg: PropagateConfig, keys: Keys, model: UNet, optimizer: torch.optim.Optimizer,
+             rng: torch.Generator, step: int) -> dict:
+    return {
+        "kind": "propagate",
+        "config": cfg.to_dict(),
+        "arch": {"name": "unet", "width": cfg.width},
+        "shaper": keys.frames.shaper.to_dict(),
+        "keys": {"plate": keys.frames.plate.pattern, "key_frames": list(keys.key_frames),
+                 "fingerprint": keys.fingerprint()},
+        "step": step,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "rng": rng.get_state(),
+    }
+
+
+def _resume(path: Path, cfg: PropagateConfig, keys: Keys, model: UNet, optimizer: torch.optim.Optimizer,
+            rng: torch.Generator) -> int:
+    """Load a compatible propagation checkpoint; its step, or 0 when none fits."""
+    if not path.is_file():
+        return 0
+    data = ckpt.load(path)
+    schedule = {"steps", "budget", "log_every", "checkpoint_every", "threshold", "dilate"}
+    same = {k: v for k, v in data.get("config", {}).items() if k not in schedule} == {
+        k: v for k, v in cfg.to_dict().items() if k not in schedule}
+    if data.get("kind") != "propagate" or data["keys"].get("fingerprint") != keys.fingerprint() or not same:
+        logger.warning("%s was trained on other keys or settings; starting afresh", path)
+        return 0
+    try:
+        model.load_state_dict(data["model"])
+        optimizer.load_state_dict(data["optimizer"])
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise CheckpointError(f"{path}: does not fit this network ({exc}); delete it and train again") from exc
+    rng.set_state(data["rng"])
+    logger.info("resuming propagation from %s at step %d", path, data["step"])
+    return int(data["step"])
+
+
+def fit_propagation(keys: Keys, cfg: PropagateConfig, *, device: str | torch.device = "cpu",
+                    checkpoint: Path | None = None, resume: bool = True,
+                    on_step: Callable[[int, float], bool | None] | None = None) -> PropagateResult:
+    """Train the propagation U-Net on the shot's keyframes.
+
+    Args:
+        keys: the plate and its key mattes (load_keys).
+        cfg: the run's configuration.
+        device: where to train.
+        checkpoint: file for checkpoints (resumed from when `resume` and it fits).
+        on_step: called after each step with (step, fraction done 0..1); True stops after a checkpoint.
+    """
+    device = torch.device(device)
+    cfg.validate()
+    torch.manual_seed(cfg.seed)
+    model = build_unet(cfg.width).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    rng = torch.Generator().manual_seed(cfg.seed)
+    step = _resume(Path(checkpoint), cfg, keys, model, optimizer, rng) if checkpoint and resume else 0
+    sampler = PasteSampler(keys, cfg, rng)
+    model.train()
+    started, budget_s, running, stopped = time.perf_counter(), cfg.budget * 60.0, [], False
+    while step < cfg.steps:
+        tic = time.perf_counter()
+        inputs, target, weight = (t.to(device) for t in sampler.draw())
+        loss = weighted_bce(model(inputs), target, weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        running.append(float(loss.detach()))
+        now = time.perf_counter()
+        out_of_budget = budget_s > 0 and step < cfg.steps and (now - started) + (now - tic) > budget_s
+        if step % cfg.log_every == 0 or step == cfg.steps or out_of_budget:
+            logger.info("propagation step %d/%d loss %.5f %.3f s/step", step, cfg.steps,
+                        sum(running) / len(running), now - tic)
+            running = []
+        last = step == cfg.steps or out_of_budget
+        if checkpoint and (step % cfg.checkpoint_every == 0 or last):
+            ckpt.save(Path(checkpoint), _payload(cfg, keys, model, optimizer, rng, step))
+        fraction = 1.0 if last else max(step / cfg.steps, (now - started) / budget_s if budget_s else 0.0)
+        if out_of_budget:
+            logger.info("the propagation budget of %g min is spent at step %d of %d", cfg.budget, step, cfg.steps)
+            break
+        if on_step is not None and on_step(step, min(fraction, 1.0)) and not last:
+            if checkpoint:
+                ckpt.save(Path(checkpoint), _payload(cfg, keys, model, optimizer, rng, step))
+            stopped = True
+            break
+    model.eval()
+    return PropagateResult(model=model, step=step, stopped=stopped, seconds=time.perf_counter() - started)
+
+
+@torch.no_grad()
+def predict_matte(model: UNet, keys: Keys, frame: int, cfg: PropagateConfig,
+                  device: str | torch.device = "cpu") -> np.ndarray:
+    """(H, W) bool full-resolution matte of one frame: the user's roto on a keyframe, else the prediction.
+
+    The probability is scaled up bilinearly before the threshold (a smoother edge than scaling the
+    binary matte), then dilated by cfg.dilate full-resolution pixels.
+    """
+    if frame in keys.full:
+        matte = torch.from_numpy(keys.full[frame])
+    else:
+        t = keys.frames.index(frame)
+        prob = model.probability(keys.frames.images[t:t + 1].to(device)).cpu()
+        matte = keys.frames.geometry.to_full(prob)[0, 0] > cfg.threshold
+    return masks.dilate(matte.float(), cfg.dilate).numpy() > 0
+
+
+def write_mattes(model: UNet, keys: Keys, out: FrameSequence, cfg: PropagateConfig, *,
+                 device: str | torch.device = "cpu", overwrite: bool = False,
+                 on_frame: Callable[[int, Path], None] | None = None) -> list[Path]:
+    """Write one single-channel ('A') matte EXR per frame of `out`, over the plate's display window.
+
+    The header is the plate's (metadata, pixel type, lossless compression), with the data window
+    set to the display window.
+    """
+    written = []
+    for frame in out.frames:
+        matte = predict_matte(model, keys, frame, cfg, device)
+        spec = output_spec(read_exr(keys.frames.plate.path(frame)).spec, ("A",))
+        spec.x, spec.y, spec.width, spec.height = spec.full_x, spec.full_y, spec.full_width, spec.full_height
+        path = out.path(frame)
+        write_exr(path, matte[..., None].astype(np.float32), spec, overwrite=overwrite)
+        written.append(path)
+        if on_frame is not None:
+            on_frame(frame, path)
+    return written
+
+
+def load_propagation(path: Path, device: str | torch.device = "cpu") -> tuple[UNet, PropagateConfig]:
+    """The trained U-Net of a propagation checkpoint (eval mode) and its configuration."""
+    data = ckpt.load(path, map_location=device)
+    if data.get("kind") != "propagate":
+        raise CheckpointError(f"{path}: not a propagation checkpoint; give the one `ivi-render propagate` wrote")
+    model = build_unet(int(data["arch"]["width"])).to(device)
+    model.load_state_dict(data["model"])
+    return model.eval(), PropagateConfig.from_dict(data["config"])
+
+
+
+def default_propagation_checkpoint(out_pattern: str) -> Path:
+    """Where a propagation run keeps its checkpoint: a hidden folder beside the output mattes."""
+    out = Path(out_pattern)
+    stem = out.name.split("#")[0].split("%")[0].split("@")[0].rstrip("._") or "mattes"
+    return out.parent / ".ivi" / f"{stem}.propagate.ckpt"
+
+
+def propagate(plate: str, key_mask: str, key_frames: list[int], out: str, cfg: PropagateConfig, *,
+              frames: list[int] | None = None, mask_channel: str | None = None, device: str = "auto",
+              checkpoint: Path | None = None, resume: bool = True, overwrite: bool = False,
+              on_progress: Callable[[float], None] | None = None,
+              should_stop: Callable[[], bool] | None = None) -> list[Path]:
+    """Predict the object's matte on every frame from roto'd keyframes, and write them as EXRs.
+
+    Args:
+        plate: the plate pattern; key_mask: the key mattes' pattern (only `key_frames` are read).
+        out: the output mattes' pattern (one channel, 'A').
+        frames: the frames to process (default every plate frame on disk); the keys must be among them.
+        Others as pipeline.inpaint.
+
+    Returns:
+        The written matte paths, in frame order.
+
+    Raises:
+        StopRequested: should_stop said so (a checkpoint was written; running again resumes).
+    """
+    cfg.validate()
+    if not key_frames:
+        raise ConfigError("no key frames given; pass --key-frames with the frames whose matte you drew, e.g. 1001")
+    plate_seq = find_sequence(plate, frames)
+    key_seq = find_sequence(key_mask, sorted(set(key_frames)))
+    out_seq = output_sequence(out, plate_seq.frames)
+    if {str(p) for p in out_seq.paths()} & {str(p) for p in plate_seq.paths() + key_seq.paths()}:
+        raise ConfigError(f"--out {out} would write over the inputs; choose another output pattern")
+    check_outputs(out_seq, overwrite)
+    torch_device = resolve_device(device)
+    keys = load_keys(load_frames(plate_seq, work_size=cfg.work_size), key_seq, mask_channel)
+    checkpoint = checkpoint or default_propagation_checkpoint(out)
+    report = on_progress or (lambda fraction: None)
+    train_share = 0.9
+
+    def on_step(step: int, fraction: float) -> bool:
+        report(train_share * fraction)
+        return bool(should_stop and should_stop())
+
+    logger.info("propagating %s preset: %d steps%s, width %d, device %s", cfg.preset, cfg.steps,
+                f" or {cfg.budget:g} min" if cfg.budget else "", cfg.width, torch_device)
+    result = fit_propagation(keys, cfg, device=torch_device, checkpoint=checkpoint, resume=resume, on_step=on_step)
+    if result.stopped:
+        raise StopRequested(f"stopped at propagation step {result.step} of {cfg.steps}; checkpoint {checkpoint}; "
+                            f"run the same command again to resume")
+    done = [0]
+
+    def on_frame(frame: int, path: Path) -> None:
+        done[0] += 1
+        report(train_share + (1 - train_share) * done[0] / len(out_seq))
+
+    written = write_mattes(result.model, keys, out_seq, cfg, device=torch_device, overwrite=overwrite,
+                           on_frame=on_frame)
+    logger.info("wrote %d mattes to %s", len(written), out)
+    return written
