@@ -65,13 +65,14 @@ def cli(verbose: int, quiet: int) -> None:
 
 
 def _register() -> None:
-    from . import demo, inpaint, render, run, submit, train  # noqa: PLC0415  (subcommands import the heavy engine lazily)
+    from . import demo, inpaint, propagate, render, run, submit, train  # noqa: PLC0415  (subcommands import the heavy engine lazily)
 
     cli.add_command(inpaint.inpaint)
     cli.add_command(train.train)
     cli.add_command(render.render)
     cli.add_command(run.run)
     cli.add_command(submit.submit)
+    cli.add_command(propagate.propagate)
     cli.add_command(demo.demo)
 
 
