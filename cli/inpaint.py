@@ -5,8 +5,9 @@ from pathlib import Path
 
 import click
 
-from ivi_vfx.config import default_preset, preset_config
+from ivi_vfx.config import default_preset, preset_config, propagate_config
 from ivi_vfx.pipeline import inpaint as run_inpaint
+from ivi_vfx.pipeline import inpaint_from_keys
 from ivi_vfx.train import resolve_device
 
 from . import options
@@ -15,7 +16,8 @@ from .progress import Progress
 
 
 @click.command()
-@options.inputs
+@options.optional_inputs
+@options.keys
 @options.output
 @options.training
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -23,24 +25,38 @@ from .progress import Progress
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from a compatible checkpoint.")
 @options.progress_format
-def inpaint(plate: str, mask: str, frames: list[int] | None, mask_channel: str | None, out: str, overwrite: bool,
+def inpaint(plate: str | None, mask: str | None, frames: list[int] | None, mask_channel: str | None,
+            key_mask: str | None, key_frames: list[int] | None, out: str, overwrite: bool,
             preset: str | None, steps: int | None, budget: float | None, finetune_steps: int | None,
             encoder: str | None, work_size: int | None, dilate: int | None, seed: int | None,
             device: str, checkpoint: Path | None, resume: bool, progress_format: str) -> None:
     """Fill the matte of a plate sequence and write the clean plate (alpha = the matte).
 
+    The matte is a sequence (--mask), or is predicted for every frame from the object's roto on a
+    few key frames (--key-mask with --key-frames), in which case alpha is the predicted matte.
+
     \b
-    Example:
+    Examples:
       ivi-render inpaint --plate sh010/plate.####.exr --mask sh010/roto.####.exr \\
                          --out sh010/clean.####.exr --frames 1001-1100
+      ivi-render inpaint --plate sh010/plate.####.exr --key-mask sh010/roto.####.exr \\
+                         --key-frames 1001,1060 --out sh010/clean.####.exr
     """
+    if plate is None:
+        raise click.UsageError("give --plate")
+    if (mask is None) == (key_mask is None) or (key_mask is None) != (key_frames is None):
+        raise click.UsageError("give either --mask, or --key-mask with --key-frames")
     name = preset or default_preset(str(resolve_device(device)))
     cfg = preset_config(name).rescheduled(steps).replace(
         budget=budget, finetune_steps=finetune_steps, encoder=encoder, work_size=work_size, dilate=dilate, seed=seed)
     stop = StopFlag()
     stop.install()
     with Progress(fmt=progress_format) as progress:
-        result = run_inpaint(plate, mask, out, cfg, frames=frames, mask_channel=mask_channel, device=device,
-                             checkpoint=checkpoint, resume=resume, overwrite=overwrite, on_progress=progress,
-                             should_stop=stop)
+        common = dict(frames=frames, mask_channel=mask_channel, device=device, checkpoint=checkpoint, resume=resume,
+                      overwrite=overwrite, on_progress=progress, should_stop=stop)
+        if key_mask is not None:
+            propagation = propagate_config(name).replace(seed=seed)
+            result = inpaint_from_keys(plate, key_mask, key_frames or [], out, cfg, propagation, **common)
+        else:
+            result = run_inpaint(plate, mask, out, cfg, **common)
     click.echo(f"wrote {len(result.written)} frames: {out}", err=True)

@@ -48,6 +48,16 @@ def _inputs(required: bool) -> F:
 
 
 inputs = _inputs(required=True)
+optional_inputs = _inputs(required=False)
+
+keys = _stack(
+    click.option("--key-mask", metavar="PATTERN",
+                 help="The object's roto on key frames only (1 = object), e.g. roto.####.exr; mattes for every "
+                      "frame are predicted from it (mask propagation)."),
+    click.option("--key-frames", callback=frames_callback, metavar="FRAMES",
+                 help="The frames whose roto --key-mask holds, e.g. 1001 or 1001,1060."),
+)
+"""The keyframe roto that mask propagation starts from."""
 
 training = _stack(
     click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None,

@@ -10,16 +10,14 @@ from ivi_vfx.propagate import propagate as run_propagate
 from ivi_vfx.train import resolve_device
 
 from .main import StopFlag
+from . import options
 from .options import frames_callback
 from .progress import Progress
 
 
 @click.command()
 @click.option("--plate", required=True, metavar="PATTERN", help="Plate sequence, e.g. plate.####.exr.")
-@click.option("--key-mask", required=True, metavar="PATTERN",
-              help="The object's roto on the key frames (1 = object), e.g. roto.####.exr.")
-@click.option("--key-frames", required=True, callback=frames_callback, metavar="FRAMES",
-              help="The frames whose roto is given, e.g. 1001 or 1001,1060.")
+@options.keys
 @click.option("--frames", callback=frames_callback, metavar="RANGE",
               help="Frames to write mattes for (default: every plate frame on disk).")
 @click.option("--mask-channel", metavar="NAME", help="Channel of the key mattes (default: A, or the only channel).")
@@ -43,7 +41,7 @@ from .progress import Progress
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Checkpoint file (default: .ivi/ beside the output). A compatible one is resumed.")
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from a compatible checkpoint.")
-def propagate(plate: str, key_mask: str, key_frames: list[int], frames: list[int] | None, mask_channel: str | None,
+def propagate(plate: str, key_mask: str | None, key_frames: list[int] | None, frames: list[int] | None, mask_channel: str | None,
               out: str, overwrite: bool, preset: str | None, steps: int | None, budget: float | None,
               work_size: int | None, threshold: float | None, object_weight: float | None, dilate: int | None,
               seed: int | None, device: str, checkpoint: Path | None, resume: bool) -> None:
@@ -54,6 +52,8 @@ def propagate(plate: str, key_mask: str, key_frames: list[int], frames: list[int
       ivi-render propagate --plate sh010/plate.####.exr --key-mask sh010/roto.####.exr \\
                            --key-frames 1001,1060 --out sh010/matte.####.exr
     """
+    if key_mask is None or key_frames is None:
+        raise click.UsageError("give --key-mask and --key-frames")
     name = preset or default_preset(str(resolve_device(device)))
     cfg = propagate_config(name).replace(steps=steps, budget=budget, work_size=work_size, threshold=threshold,
                                          object_weight=object_weight, dilate=dilate, seed=seed)

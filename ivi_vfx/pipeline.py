@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from ivi_vfx.color import Shaper
-from ivi_vfx.config import TrainConfig
+from ivi_vfx.config import PropagateConfig, TrainConfig
 from ivi_vfx.distributed import World, close_world, init_world, is_main_process
 from ivi_vfx.errors import ConfigError, ShapeError, StopRequested
 from ivi_vfx.io.exr import check_writable
@@ -29,6 +29,7 @@ from ivi_vfx.io.sequence import FrameSequence, compact, find_sequence, output_se
 from ivi_vfx.jobs import JOB_FILE, JobSpec, output_stem
 from ivi_vfx.nets import Generator
 from ivi_vfx.nets.encoder import build_encoder
+from ivi_vfx.propagate import propagate
 from ivi_vfx.render import check_outputs, complete_frames, render
 from ivi_vfx.shot import Shot, load_shot
 from ivi_vfx.train import FitResult, StepInfo, fit, load_model, resolve_device
@@ -37,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 # Share of inpaint's progress bar that training takes; rendering takes the rest.
 TRAIN_SHARE = 0.9
+# Share of a two-stage run (keyframes -> mattes -> clean plate) that the propagation takes.
+PROPAGATE_SHARE = 0.3
 
 Report = Callable[[float], None]
 """Progress callback: the fraction done, 0..1."""
@@ -164,6 +167,34 @@ def inpaint(plate: str, mask: str, out: str, cfg: TrainConfig, *, frames: list[i
                           report=lambda f: report(TRAIN_SHARE + (1 - TRAIN_SHARE) * f), should_stop=should_stop,
                           again="run the same command again with --overwrite to finish")
     return InpaintResult(written=written, fit=result, checkpoint=checkpoint)
+
+
+def inpaint_from_keys(plate: str, key_mask: str, key_frames: list[int], out: str, cfg: TrainConfig,
+                      propagation: PropagateConfig, *, frames: list[int] | None = None,
+                      mask_channel: str | None = None, device: str = "auto", checkpoint: Path | None = None,
+                      resume: bool = True, overwrite: bool = False, on_progress: Report | None = None,
+                      should_stop: StopPoll | None = None) -> InpaintResult:
+    """Both stages: propagate the keyframes' roto to every frame, then fill those mattes.
+
+    The predicted mattes are kept beside the checkpoint (`.ivi/<stem>.mattes/`), so a rerun resumes
+    either stage, and the output's alpha is the predicted matte. Arguments as `inpaint`, with the
+    key mattes' pattern and frames instead of a matte sequence.
+    """
+    _check_config(cfg)
+    plate_seq = find_sequence(plate, frames)
+    check_outputs(output_sequence(out, plate_seq.frames), overwrite)  # fail now, not after propagating
+    checkpoint = checkpoint or default_checkpoint(out)
+    mattes = str(checkpoint.parent / f"{checkpoint.stem}.mattes" / "matte.####.exr")
+    report = on_progress or (lambda fraction: None)
+    share = PROPAGATE_SHARE
+    logger.info("stage 1 of 2: propagating the roto of frames %s", compact(key_frames))
+    propagate(plate, key_mask, key_frames, mattes, propagation, frames=list(plate_seq.frames),
+              mask_channel=mask_channel, device=device, checkpoint=checkpoint.with_suffix(".propagate.ckpt"),
+              resume=resume, overwrite=True, on_progress=lambda f: report(share * f), should_stop=should_stop)
+    logger.info("stage 2 of 2: filling the predicted mattes")
+    return inpaint(plate, mattes, out, cfg, frames=list(plate_seq.frames), device=device, checkpoint=checkpoint,
+                   resume=resume, overwrite=overwrite, on_progress=lambda f: report(share + (1 - share) * f),
+                   should_stop=should_stop)
 
 
 # --- the farm's jobs: train once, render in chunks -----------------------------------------------

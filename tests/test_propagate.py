@@ -154,3 +154,24 @@ def test_propagate_presets_are_valid() -> None:
         assert PropagateConfig.from_json(cfg.to_json()) == cfg
     with pytest.raises(ValueError, match="object_weight"):
         TINY.replace(object_weight=1.5)
+
+
+def test_inpaint_from_key_frames_fills_the_predicted_mattes(tmp_path: Path) -> None:
+    shot = make_object_shot(tmp_path / "shot")
+    out = tmp_path / "clean"
+    r = _ivi("inpaint", "--plate", shot.plate, "--key-mask", shot.roto, "--key-frames", "1001",
+             "--out", str(out / "clean.####.exr"), "--preset", "preview", "--steps", "3", "--work-size", "32",
+             "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert "stage 1 of 2" in r.stderr and "stage 2 of 2" in r.stderr
+    percents = [int(line.split()[1].rstrip("%")) for line in r.stdout.splitlines() if line.startswith("Progress:")]
+    assert percents == sorted(percents) and percents[-1] == 100
+    mattes = out / ".ivi" / "clean.mattes"
+    for t, frame in enumerate(shot.frames):
+        alpha = OpenEXR.File(str(out / f"clean.{frame}.exr"), separate_channels=True).channels()["A"].pixels
+        predicted = OpenEXR.File(str(mattes / f"matte.{frame}.exr"), separate_channels=True).channels()["A"].pixels
+        assert np.array_equal(alpha, predicted)  # the output's alpha is the predicted matte
+        if t == 0:
+            assert np.array_equal(alpha > 0, shot.truth[0])
+    usage = _ivi("inpaint", "--plate", shot.plate, "--key-mask", shot.roto, "--out", str(out / "x.####.exr"))
+    assert usage.returncode == 2 and "--key-mask with --key-frames" in usage.stderr

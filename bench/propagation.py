@@ -1,0 +1,129 @@
+"""Mask propagation from keyframes: recall and IoU of the predicted mattes against the true ones.
+
+Shots:
+  pan_astronaut   the shared harness's public shot (a foreign object over a panning plate, 24 frames
+                  192x108): its object matte of frame 1001 only is given.
+  bmx-trees       the DAVIS sequence of ../shared/data/davis (80 frames 854x480, written here as
+                  linear EXRs at full size): its first frame's matte only is given.
+For each, `ivi-render propagate` runs with a preset, and every frame's matte is scored at full
+resolution against the truth: recall (share of true object pixels covered, what matters for a
+removal) and IoU. The key frame, which keeps the user's roto, is left out of the means.
+
+usage: python bench/propagation.py [--shots pan_astronaut,bmx-trees] [--preset cpu] [--steps N]
+                                   [--work-size PIXELS] [--dilate PIXELS] [--work /tmp/ivi_propagation]
+Needs opencv-contrib-python-headless (to read DAVIS) besides the project (make quality installs it).
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import OpenImageIO as oiio
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+
+
+def _read_alpha(path: Path) -> np.ndarray:
+    image = oiio.ImageBuf(str(path))
+    pixels = image.get_pixels(oiio.FLOAT)
+    names = image.spec().channelnames
+    return pixels[..., names.index("A") if "A" in names else 0] > 0
+
+
+def _write(path: Path, pixels: np.ndarray, channels: tuple[str, ...]) -> None:
+    pixels = np.ascontiguousarray(pixels.reshape(*pixels.shape[:2], -1), np.float32)
+    spec = oiio.ImageSpec(pixels.shape[1], pixels.shape[0], pixels.shape[2], oiio.HALF)
+    spec.channelnames = channels
+    spec.attribute("compression", "zip")
+    out = oiio.ImageOutput.create(str(path))
+    out.open(str(path), spec)
+    out.write_image(pixels)
+    out.close()
+
+
+def pan_astronaut(work: Path) -> tuple[str, str, list[np.ndarray]]:
+    """(plate pattern, key pattern, true mattes) of the public shot, with the key written for 1001 only."""
+    clips = work / "clips"
+    if not (clips / "pan_astronaut" / "mask.1001.exr").exists():
+        subprocess.run([sys.executable, str(SHARED / "bench" / "clips.py"), str(clips), "pan_astronaut"], check=True,
+                       capture_output=True)
+    shot = clips / "pan_astronaut"
+    truth = [_read_alpha(p) for p in sorted(shot.glob("mask.*.exr"))]
+    keys = work / "pan_astronaut_keys"
+    keys.mkdir(parents=True, exist_ok=True)
+    _write(keys / "key.1001.exr", truth[0].astype(np.float32), ("A",))
+    return str(shot / "plate.####.exr"), str(keys / "key.####.exr"), truth
+
+
+def bmx_trees(work: Path) -> tuple[str, str, list[np.ndarray]]:
+    """The DAVIS bmx-trees frames as linear half EXRs (frames 1001+), its first matte as the key."""
+    import cv2
+
+    source = SHARED / "data" / "davis" / "bmx-trees"
+    folder = work / "bmx-trees"
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = sorted(glob.glob(str(source / "frames" / "*.jpg")))
+    mattes = sorted(glob.glob(str(source / "masks" / "*.png")))
+    truth = []
+    for i, (frame, matte) in enumerate(zip(frames, mattes)):
+        truth.append(cv2.imread(matte, cv2.IMREAD_GRAYSCALE) > 0)
+        plate = folder / f"plate.{1001 + i}.exr"
+        if not plate.exists():
+            srgb = cv2.cvtColor(cv2.imread(frame), cv2.COLOR_BGR2RGB).astype(np.float32) / 255
+            linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+            _write(plate, np.dstack([linear, np.ones(linear.shape[:2], np.float32)]), ("R", "G", "B", "A"))
+    _write(folder / "key.1001.exr", truth[0].astype(np.float32), ("A",))
+    return str(folder / "plate.####.exr"), str(folder / "key.####.exr"), truth
+
+
+SHOTS = {"pan_astronaut": pan_astronaut, "bmx-trees": bmx_trees}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shots", default=",".join(SHOTS))
+    ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--work-size", type=int, default=None)
+    ap.add_argument("--dilate", type=int, default=None)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/ivi_propagation"))
+    a = ap.parse_args()
+    exe = Path(sys.executable).with_name("ivi-render")
+    rows = []
+    for name in a.shots.split(","):
+        plate, key, truth = SHOTS[name](a.work)
+        out = a.work / f"{name}_mattes" / "matte.####.exr"
+        cmd = [str(exe), "propagate", "--plate", plate, "--key-mask", key, "--key-frames", "1001", "--out", str(out),
+               "--preset", a.preset, "--overwrite", "--no-resume", "--device", "cpu"]
+        for option, value in (("--steps", a.steps), ("--work-size", a.work_size), ("--dilate", a.dilate)):
+            if value is not None:
+                cmd += [option, str(value)]
+        print("$", " ".join(shlex.quote(c) for c in cmd), file=sys.stderr, flush=True)
+        tic = time.perf_counter()
+        run = subprocess.run(cmd, capture_output=True, text=True)
+        seconds = time.perf_counter() - tic
+        if run.returncode:
+            raise SystemExit(f"{name}: propagate failed:\n{run.stderr[-2000:]}")
+        steps = [line for line in run.stderr.splitlines() if "propagation step" in line][-1].split("step ")[1].split()[0]
+        recall, iou = [], []
+        for t, true in enumerate(truth[1:], start=1):
+            got = _read_alpha(out.parent / f"matte.{1001 + t}.exr")
+            recall.append((got & true).sum() / max(true.sum(), 1))
+            iou.append((got & true).sum() / max((got | true).sum(), 1))
+        rows.append((name, len(truth), truth[0].shape, steps, seconds, np.mean(recall), np.min(recall), np.mean(iou)))
+    print(f"\npreset {a.preset}; one key frame (1001); scored on every other frame at full resolution\n")
+    print("| shot | frames | size | steps | wall s | recall (mean) | recall (worst frame) | IoU (mean) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, count, (h, w), steps, seconds, rec, worst, iou in rows:
+        print(f"| {name} | {count} | {w}x{h} | {steps} | {seconds:.0f} | {rec:.3f} | {worst:.3f} | {iou:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
