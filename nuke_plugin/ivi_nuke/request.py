@@ -1,0 +1,144 @@
+"""What the compositor asked for: an InpaintRequest built from the gizmo's knob values.
+
+Plain Python (no nuke, no engine): it validates the values with messages that name the knob and
+the fix, and turns them into the JobSpec JSON that `ivi-render run` and `ivi-render submit` read.
+The JobSpec's schema is ivi_vfx/jobs.py; we write the same keys here instead of importing it,
+because Nuke's Python has neither the engine nor its dependencies (tests load what we write with
+the real JobSpec).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import knobs
+
+JOB_SCHEMA_VERSION = 1
+"""ivi_vfx.jobs.SCHEMA_VERSION at the time of writing: the JobSpec keys below are version 1's."""
+
+FRAME_TOKEN = re.compile(r"#+|%0?\d*d|@+")
+
+
+class RequestError(ValueError):
+    """A knob value that cannot make a job; the message names the knob and the fix."""
+
+
+@dataclass(frozen=True)
+class InpaintRequest:
+    """One Render press: frames, matte, training settings, output and where it runs."""
+
+    node_name: str
+    first: int
+    last: int
+    out: str
+    """Output pattern (``####``), as typed in the output knob."""
+    keyframes: tuple[int, ...] = ()
+    """Key frames of a keyframe matte; empty for a matte sequence."""
+    matte_channel: str = "A"
+    """EXR channel of the baked matte: A, R, G or B."""
+    preset: str | None = None
+    steps: int | None = None
+    work_size: int | None = None
+    farm: str | None = None
+    """None: this machine; else openjd, opencue or deadline."""
+    resume: bool = True
+    executable: str = ""
+    """The ivi-render to run; empty: $IVI_RENDER, then PATH (commands.find_ivi_render)."""
+
+    @property
+    def frames(self) -> str:
+        """The range as a JobSpec and the command line write it."""
+        return f"{self.first}-{self.last}"
+
+    @property
+    def uses_keyframes(self) -> bool:
+        return bool(self.keyframes)
+
+    @property
+    def name(self) -> str:
+        """Job name: the output's file stem (``clean`` for ``sh010/clean.####.exr``)."""
+        stem = FRAME_TOKEN.split(Path(self.out).name)[0].rstrip("._")
+        return stem or self.node_name
+
+    def job_dict(self, plate: str, mask: str) -> dict[str, Any]:
+        """The JobSpec (schema 1) of a matte-sequence job whose inputs were baked to `plate` and `mask`."""
+        data: dict[str, Any] = {"schema_version": JOB_SCHEMA_VERSION, "plate": plate, "mask": mask,
+                                "out": self.out, "frames": self.frames, "mask_channel": self.matte_channel,
+                                "name": self.name}
+        # Unset values stay out of the file, so the preset decides them where the job runs.
+        for key in ("preset", "steps", "work_size"):
+            if getattr(self, key) is not None:
+                data[key] = getattr(self, key)
+        return data
+
+
+def parse_key_frames(text: str, first: int, last: int) -> tuple[int, ...]:
+    """``1001, 1060`` -> (1001, 1060); every key frame must lie in the frame range."""
+    parts = [p for p in re.split(r"[\s,]+", text.strip()) if p]
+    if not parts:
+        raise RequestError(f"{knobs.KEY_FRAMES}: give the frames your keyframe matte is drawn on, e.g. {first}")
+    try:
+        frames = sorted({int(p) for p in parts})
+    except ValueError:
+        raise RequestError(f"{knobs.KEY_FRAMES}: {text!r} is not a list of frame numbers; write e.g. "
+                           f"{first},{last}") from None
+    outside = [f for f in frames if not first <= f <= last]
+    if outside:
+        raise RequestError(f"{knobs.KEY_FRAMES}: frame(s) {', '.join(map(str, outside))} lie outside the frame "
+                           f"range {first}-{last}; change the key frames or the range")
+    return tuple(frames)
+
+
+def _choice(values: Mapping[str, Any], knob: str, choices: tuple[str, ...]) -> str:
+    value = str(values[knob])
+    if value not in choices:
+        raise RequestError(f"{knob}: {value!r} is not one of {', '.join(choices)}; the gizmo is from another "
+                           f"version of IVI, create the node again")
+    return value
+
+
+def _optional_int(values: Mapping[str, Any], knob: str, minimum: int) -> int | None:
+    """0 means "the preset's"; anything else must be at least `minimum`."""
+    value = int(values[knob])
+    if value == 0:
+        return None
+    if value < minimum:
+        raise RequestError(f"{knob}: {value} is too small; use 0 for the preset's value, or at least {minimum}")
+    return value
+
+
+def from_knob_values(values: Mapping[str, Any], node_name: str = "IVI_Inpaint1") -> InpaintRequest:
+    """Validate the gizmo's knob values (keyed by knobs.READ_KNOBS) and make the request."""
+    from . import GIZMO_VERSION  # noqa: PLC0415  (the package's constant, not the knob name)
+
+    if str(values[knobs.GIZMO_VERSION]) != GIZMO_VERSION:
+        raise RequestError(f"{node_name} is version {values[knobs.GIZMO_VERSION]} of the IVI_Inpaint gizmo, this "
+                           f"plugin reads version {GIZMO_VERSION}; create the node again from the IVI menu")
+    first, last = int(values[knobs.FIRST_FRAME]), int(values[knobs.LAST_FRAME])
+    if first > last:
+        raise RequestError(f"{knobs.FIRST_FRAME}/{knobs.LAST_FRAME}: {first} is after {last}; swap them")
+    out = str(values[knobs.OUTPUT]).strip()
+    if not out:
+        raise RequestError(f"{knobs.OUTPUT}: choose where the clean plate goes, e.g. /shots/sh010/clean.####.exr")
+    if not out.lower().endswith(".exr") or not FRAME_TOKEN.search(Path(out).name):
+        raise RequestError(f"{knobs.OUTPUT}: {out!r} must be an EXR sequence with a frame token, "
+                           f"e.g. clean.####.exr")
+    keyed = _choice(values, knobs.MATTE_MODE, knobs.MATTE_MODES) == "keyframe matte"
+    run_on = _choice(values, knobs.RUN_ON, knobs.RUN_ON_CHOICES)
+    farm = None if run_on == "this machine" else run_on.split(": ", 1)[1]
+    if keyed and farm:
+        raise RequestError(f"{knobs.RUN_ON}: keyframe mattes run on this machine only (a farm job carries a "
+                           f"matte for every frame); set {knobs.RUN_ON} to 'this machine', or render the "
+                           f"predicted mattes first and use a matte sequence")
+    preset = _choice(values, knobs.PRESET, knobs.PRESETS)
+    channel = _choice(values, knobs.MATTE_CHANNEL, knobs.MATTE_CHANNELS)
+    return InpaintRequest(
+        node_name=node_name, first=first, last=last, out=out,
+        keyframes=parse_key_frames(str(values[knobs.KEY_FRAMES]), first, last) if keyed else (),
+        matte_channel=knobs.CHANNEL_TO_EXR[channel],
+        preset=None if preset == "auto" else preset,
+        steps=_optional_int(values, knobs.STEPS, 1),
+        work_size=_optional_int(values, knobs.WORK_SIZE, 16),
+        farm=farm, resume=bool(values[knobs.RESUME]), executable=str(values[knobs.EXECUTABLE]).strip())

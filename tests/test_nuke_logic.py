@@ -1,0 +1,295 @@
+"""The Nuke plugin's plain logic (nuke_plugin/ivi_nuke): requests from knob values, paths, command lines,
+progress lines, the job registry, and local runs of the real ivi-render through an argument list."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import make_tiny_shot
+from ivi_vfx.io.exr import read_exr
+from ivi_vfx.jobs import JobSpec
+
+PLUGIN = Path(__file__).resolve().parents[1] / "nuke_plugin"
+sys.path.insert(0, str(PLUGIN))
+
+from ivi_nuke import commands, knobs, paths, progress, registry, request  # noqa: E402
+from ivi_nuke.runner import LocalRun  # noqa: E402
+
+ODD = "it's a \"shot\" with spaces $HOME"
+"""A folder name that a shell string would break: spaces, both quotes and a dollar."""
+
+
+def knob_values(**changes: object) -> dict[str, object]:
+    """The gizmo's defaults as gizmo.knob_values reads them, with some changed."""
+    values: dict[str, object] = {
+        knobs.FIRST_FRAME: 1001, knobs.LAST_FRAME: 1005, knobs.MATTE_MODE: "matte sequence",
+        knobs.KEY_FRAMES: "", knobs.MATTE_CHANNEL: "alpha", knobs.PRESET: "auto", knobs.STEPS: 0,
+        knobs.WORK_SIZE: 0, knobs.OUTPUT: "/shots/sh010/clean.####.exr", knobs.RUN_ON: "this machine",
+        knobs.RESUME: True, knobs.EXECUTABLE: "", knobs.GIZMO_VERSION: "1"}
+    assert set(values) == set(knobs.READ_KNOBS)
+    values.update(changes)
+    return values
+
+
+# --- requests from knob values ----------------------------------------------------------------------
+
+def test_request_from_defaults_leaves_training_to_the_preset() -> None:
+    req = request.from_knob_values(knob_values(), "IVI_Inpaint3")
+    assert (req.first, req.last, req.frames, req.name, req.farm) == (1001, 1005, "1001-1005", "clean", None)
+    assert (req.preset, req.steps, req.work_size, req.matte_channel, req.keyframes) == (None, None, None, "A", ())
+
+
+def test_request_job_file_is_a_jobspec_the_engine_loads(tmp_path: Path) -> None:
+    req = request.from_knob_values(knob_values(**{knobs.PRESET: "preview", knobs.STEPS: 40, knobs.WORK_SIZE: 64,
+                                                  knobs.MATTE_CHANNEL: "red", knobs.RUN_ON: "farm: opencue",
+                                                  knobs.OUTPUT: str(tmp_path / ODD / "clean.%04d.exr")}))
+    where = paths.job_paths(req)
+    where.job_file.parent.mkdir(parents=True)
+    where.job_file.write_text(json.dumps(req.job_dict(where.plate, where.matte)))
+    spec = JobSpec.load(where.job_file)
+    assert spec == JobSpec(plate=where.plate, mask=where.matte, out=req.out, frames="1001-1005", mask_channel="R",
+                           preset="preview", steps=40, work_size=64, name="clean")
+    assert req.farm == "opencue" and where.folder == tmp_path / ODD / ".ivi" / "clean.nuke"
+
+
+@pytest.mark.parametrize("changes, knob, fix", [
+    ({knobs.FIRST_FRAME: 1010}, knobs.FIRST_FRAME, "swap them"),
+    ({knobs.OUTPUT: ""}, knobs.OUTPUT, "clean.####.exr"),
+    ({knobs.OUTPUT: "/shots/clean.exr"}, knobs.OUTPUT, "frame token"),
+    ({knobs.OUTPUT: "/shots/clean.####.png"}, knobs.OUTPUT, "EXR sequence"),
+    ({knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: ""}, knobs.KEY_FRAMES, "e.g. 1001"),
+    ({knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: "1001,x"}, knobs.KEY_FRAMES, "not a list"),
+    ({knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: "1001 2000"}, knobs.KEY_FRAMES, "outside"),
+    ({knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: "1003", knobs.RUN_ON: "farm: openjd"},
+     knobs.RUN_ON, "this machine"),
+    ({knobs.STEPS: -3}, knobs.STEPS, "0 for the preset's"),
+    ({knobs.WORK_SIZE: 8}, knobs.WORK_SIZE, "at least 16"),
+    ({knobs.PRESET: "ultra"}, knobs.PRESET, "create the node again"),
+    ({knobs.GIZMO_VERSION: "0"}, "IVI_Inpaint1", "create the node again"),
+])
+def test_bad_knob_values_name_the_knob_and_the_fix(changes: dict, knob: str, fix: str) -> None:
+    with pytest.raises(request.RequestError) as err:
+        request.from_knob_values(knob_values(**changes))
+    assert knob in str(err.value) and fix in str(err.value)
+
+
+def test_key_frames_are_sorted_unique_numbers() -> None:
+    req = request.from_knob_values(knob_values(**{knobs.MATTE_MODE: "keyframe matte",
+                                                  knobs.KEY_FRAMES: " 1004, 1001 1004"}))
+    assert req.keyframes == (1001, 1004) and req.uses_keyframes
+
+
+# --- paths ---------------------------------------------------------------------------------------------
+
+def test_frame_path_reads_every_pattern_style() -> None:
+    assert paths.frame_path("/a b/clean.####.exr", 1001) == "/a b/clean.1001.exr"
+    assert paths.frame_path("/a/clean.%04d.exr", 7) == "/a/clean.0007.exr"
+    assert paths.frame_path("/a/clean.@@@.exr", 7) == "/a/clean.007.exr"
+    assert paths.frame_path("/a.1/clean_%d.exr", 12) == "/a.1/clean_12.exr"
+    with pytest.raises(ValueError, match="no frame token"):
+        paths.frame_path("/a/clean.exr", 1)
+
+
+def test_result_exists_only_when_every_frame_is_on_disk(tmp_path: Path) -> None:
+    pattern = str(tmp_path / ODD / "clean.####.exr")
+    (tmp_path / ODD).mkdir()
+    for f in (1001, 1002):
+        Path(paths.frame_path(pattern, f)).write_bytes(b"x")
+    assert paths.missing_frames(pattern, 1001, 1003) == [1003] and not paths.result_exists(pattern, 1001, 1003)
+    assert paths.result_exists(pattern, 1001, 1002)
+
+
+# --- progress lines and status ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("line, value", [
+    ("Progress: 45%", 45), ("Progress: 7%\n", 7), ("  Progress:100 %", 100), ("Progress: 12.7%", 12),
+    ("openjd_progress: 30", 30), ("Progress: 250%", 100),
+    ("10:01:02 INFO step 45 of 100", None), ("Progress: n/a", None), ("eta Progress: 4%", None), ("", None)])
+def test_parse_progress(line: str, value: int | None) -> None:
+    assert progress.parse_progress(line) == value
+
+
+def test_status_text_explains_each_state() -> None:
+    assert progress.status_text("running", 45) == "running on this machine: 45%"
+    failed = progress.status_text("failed", returncode=1,
+                                  log=["ivi-render: error: /x/plate.1001.exr: no such file; check the path", "tail"])
+    assert failed == "failed (exit 1: bad input): ivi-render: error: /x/plate.1001.exr: no such file; check the path"
+    assert "checkpoint" in progress.status_text("failed", returncode=143, log=[])
+    assert "farm: deadline" in progress.status_text("submitted", where="farm: deadline")
+
+
+# --- command lines ----------------------------------------------------------------------------------
+
+def test_command_lines_are_argument_lists_that_keep_odd_paths_whole(tmp_path: Path) -> None:
+    out = str(tmp_path / ODD / "clean.####.exr")
+    req = request.from_knob_values(knob_values(**{knobs.OUTPUT: out, knobs.RESUME: False}))
+    where = paths.job_paths(req)
+    assert commands.local_command("/opt/ivi render/ivi-render", req, where) == [
+        "/opt/ivi render/ivi-render", "run", str(where.job_file), "--device", "auto", "--progress-format", "plain",
+        "--overwrite", "--no-resume"]
+    farm = request.from_knob_values(knob_values(**{knobs.OUTPUT: out, knobs.RUN_ON: "farm: deadline"}))
+    assert commands.submit_command("ivi-render", farm, where) == [
+        "ivi-render", "submit", "--farm", "deadline", "--bundle", str(where.bundle), "--job", str(where.job_file)]
+    with pytest.raises(ValueError):
+        commands.submit_command("ivi-render", req, where)
+
+
+def test_keyframe_command_line_carries_the_keys_and_settings() -> None:
+    req = request.from_knob_values(knob_values(**{knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: "1005,1001",
+                                                  knobs.PRESET: "preview", knobs.STEPS: 2, knobs.MATTE_CHANNEL: "green"}))
+    where = paths.job_paths(req)
+    assert commands.local_command("ivi-render", req, where) == [
+        "ivi-render", "inpaint", "--plate", where.plate, "--key-mask", where.matte, "--key-frames", "1001,1005",
+        "--frames", "1001-1005", "--mask-channel", "G", "--out", req.out, "--preset", "preview", "--steps", "2",
+        "--device", "auto", "--progress-format", "plain", "--overwrite"]
+
+
+def test_find_ivi_render_order_and_messages(tmp_path: Path) -> None:
+    exe = tmp_path / ODD / "ivi-render"
+    exe.parent.mkdir()
+    exe.write_text("")
+    assert commands.find_ivi_render(str(exe), {"IVI_RENDER": "/nope"}, lambda n: None) == str(exe)
+    assert commands.find_ivi_render("", {"IVI_RENDER": str(exe)}, lambda n: "/usr/bin/ivi-render") == str(exe)
+    assert commands.find_ivi_render("", {}, lambda n: "/usr/bin/ivi-render") == "/usr/bin/ivi-render"
+    with pytest.raises(commands.CommandError, match=r"/nope: no such file \(\$IVI_RENDER\)"):
+        commands.find_ivi_render("", {"IVI_RENDER": "/nope"}, lambda n: None)
+    with pytest.raises(commands.CommandError, match="executable knob or the IVI_RENDER"):
+        commands.find_ivi_render("", {}, lambda n: None)
+
+
+def test_subprocess_env_drops_nukes_python() -> None:
+    env = commands.subprocess_env({"PYTHONPATH": "/nuke/lib", "PYTHONHOME": "/nuke", "PATH": "/bin",
+                                   "IVI_PROGRESS_FORMAT": "openjd"})
+    assert env == {"PATH": "/bin", "IVI_PROGRESS_FORMAT": "plain", "PYTHONUNBUFFERED": "1"}
+
+
+# --- registry ---------------------------------------------------------------------------------------
+
+def test_registry_tracks_a_job_through_its_states() -> None:
+    reg, seen, stops = registry.JobRegistry(), [], []
+    reg.subscribe(lambda job: seen.append(None if job is None else (job.id, job.state, job.progress)))
+    job = reg.add("clean", "IVI_Inpaint1", "this machine", "/o/clean.####.exr", 1001, 1005)
+    assert not reg.request_cancel(job.id)  # still baking: nothing to stop yet
+    reg.start(job, ["ivi-render", "run"], cancel=lambda: stops.append(job.id))
+    reg.line(job, "Progress: 40%\n", 40)
+    reg.line(job, "a log line", None)
+    assert job.status == "running on this machine: 40%" and list(job.log) == ["Progress: 40%", "a log line"]
+    assert reg.request_cancel(job.id) and stops == [job.id]
+    reg.finish(job, 143, cancelled=True)
+    assert (job.state, job.cancel, job.has_result) == ("cancelled", None, False)
+    farm = reg.add("clean", "IVI_Inpaint1", "farm: openjd", "/o/clean.####.exr", 1001, 1005)
+    reg.finish(farm, 0)
+    assert farm.state == "submitted" and not farm.has_result
+    assert seen[:4] == [(1, "baking", 0), (1, "running", 0), (1, "running", 40), (1, "running", 40)]
+    reg.clear_finished()
+    assert len(reg) == 0 and seen[-1] is None
+
+
+def test_log_tail_is_bounded() -> None:
+    reg = registry.JobRegistry()
+    job = reg.add("c", "n", "this machine", "o.####.exr", 1, 1)
+    for i in range(registry.LOG_TAIL + 5):
+        reg.line(job, f"line {i}")
+    assert len(job.log) == registry.LOG_TAIL and job.log[0] == "line 5"
+
+
+# --- local runs -------------------------------------------------------------------------------------
+
+def script(folder: Path, body: str) -> list[str]:
+    """A Python program in a folder with an awkward name, run as an argument list."""
+    path = folder / ODD / "fake ivi-render.py"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(body))
+    return [sys.executable, str(path)]
+
+
+def test_local_run_reports_lines_progress_and_exit_code(tmp_path: Path) -> None:
+    argv = script(tmp_path, """
+        import sys
+        for p in (0, 50, 100):
+            print(f"Progress: {p}%", flush=True)
+        print("ivi-render: error: bad plate", file=sys.stderr)
+        print(sys.argv[1])
+        sys.exit(1)
+        """) + [f"{ODD}/clean.####.exr"]
+    lines, exits = [], []
+    run = LocalRun(argv, on_line=lambda t, p: lines.append((t, p)), on_exit=lambda rc, c: exits.append((rc, c)))
+    assert run.start().wait(30) == 1
+    assert lines == [("Progress: 0%", 0), ("Progress: 50%", 50), ("Progress: 100%", 100),
+                     ("ivi-render: error: bad plate", None), (f"{ODD}/clean.####.exr", None)]
+    assert exits == [(1, False)]
+
+
+def test_cancel_sends_sigterm_and_reports_cancelled(tmp_path: Path) -> None:
+    argv = script(tmp_path, """
+        import signal, sys, time
+        signal.signal(signal.SIGTERM, lambda *a: (print("checkpoint written", flush=True), sys.exit(143)))
+        print("Progress: 1%", flush=True)
+        time.sleep(60)
+        """)
+    started, exits = [], []
+    run = LocalRun(argv, on_line=lambda t, p: started.append(t), on_exit=lambda rc, c: exits.append((rc, c)))
+    run.start()
+    while not started:  # the handler is installed once the first line is out
+        run.thread.join(0.05)
+    run.cancel()
+    assert run.wait(30) == 143 and exits == [(143, True)] and started[-1] == "checkpoint written"
+
+
+@pytest.mark.slow
+def test_real_ivi_render_runs_the_job_file_from_an_odd_folder(tmp_path: Path) -> None:
+    """The whole local path without Nuke: knob values -> job.json -> `ivi-render run` -> result frames."""
+    shot = make_tiny_shot(tmp_path / "shot", count=3)
+    req = request.from_knob_values(knob_values(**{
+        knobs.LAST_FRAME: 1003, knobs.PRESET: "preview", knobs.STEPS: 2, knobs.WORK_SIZE: 32,
+        knobs.OUTPUT: str(tmp_path / ODD / "clean.####.exr")}))
+    where = paths.job_paths(req)
+    where.job_file.parent.mkdir(parents=True)
+    # The "bake": the tiny shot stands in for what Nuke's Writes would write.
+    where.job_file.write_text(json.dumps(req.job_dict(shot.plate, shot.mask)))
+    exe = str(Path(sys.executable).with_name("ivi-render"))
+    argv = commands.local_command(exe, req, where)
+    argv[argv.index("auto")] = "cpu"
+    env = {**commands.subprocess_env({**os.environ, "PYTHONPATH": "/nonexistent/nuke"}), "OMP_NUM_THREADS": "1"}
+    reg = registry.JobRegistry()
+    job = reg.add(req.name, "IVI_Inpaint1", "this machine", req.out, req.first, req.last)
+    run = LocalRun(argv, on_line=lambda t, p: reg.line(job, t, p), on_exit=lambda rc, c: reg.finish(job, rc, c),
+                   env=env)
+    reg.start(job, argv, run.start().cancel)
+    assert run.wait(300) == 0, "\n".join(job.log)
+    assert job.state == "done" and job.progress == 100
+    assert any(progress.parse_progress(line) == 100 for line in job.log)
+    assert paths.result_exists(req.out, 1001, 1003)
+    assert read_exr(paths.frame_path(req.out, 1002)).spec.channelnames[-1] == "A"
+
+
+def test_nuke_side_never_imports_torch_or_the_engine() -> None:
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); "
+            "import ivi_nuke.commands, ivi_nuke.paths, ivi_nuke.progress, ivi_nuke.registry, ivi_nuke.request, "
+            "ivi_nuke.runner, ivi_nuke.knobs; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ivi_vfx', 'numpy', 'nuke')); "
+            "print(bad); sys.exit(1 if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", code, str(PLUGIN)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_real_ivi_render_accepts_the_keyframe_command_line(tmp_path: Path) -> None:
+    shot = make_tiny_shot(tmp_path / "shot", count=3)
+    req = request.from_knob_values(knob_values(**{
+        knobs.LAST_FRAME: 1003, knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: "1001", knobs.PRESET: "preview",
+        knobs.STEPS: 2, knobs.WORK_SIZE: 32, knobs.OUTPUT: str(tmp_path / ODD / "clean.####.exr")}))
+    where = paths.job_paths(req)
+    argv = commands.local_command(str(Path(sys.executable).with_name("ivi-render")), req,
+                                  paths.JobPaths(where.folder, shot.plate, shot.mask, where.job_file, where.bundle))
+    argv[argv.index("auto")] = "cpu"
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300,
+                          env={**commands.subprocess_env(), "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert paths.result_exists(req.out, 1001, 1003)
