@@ -1,0 +1,234 @@
+"""A minimal fake of Nuke's `nuke` module for tests: it records what the plugin creates and calls.
+
+Only what ivi_nuke uses is here. executeInMainThread queues the call; the test's main thread runs
+the queue with pump(), as Nuke's event loop would. Every knob and ProgressTask call notes whether it
+ran on the main thread (`off_main_thread` lists those that did not).
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+env: dict[str, Any] = {"gui": True}
+NUKE_VERSION_MAJOR = 15
+GIZMO_PATH: list[Path] = []
+"""Folders where createNode looks for <Class>.gizmo (what pluginAddPath added)."""
+
+log: list[tuple[Any, ...]] = []
+off_main_thread: list[str] = []
+main_queue: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+tasks: list[ProgressTask] = []
+on_execute: Callable[[Node, int, int], None] | None = None
+"""Test hook for execute(): e.g. write the frames a Write would write, or raise RuntimeError."""
+_nodes: dict[str, Node] = {}
+_menus: dict[str, Menu] = {}
+_counter = itertools.count(1)
+_this: Node | None = None
+_lock = threading.Lock()
+
+
+def _note(what: str) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        off_main_thread.append(what)
+
+
+def reset() -> None:
+    global on_execute, _this
+    for items in (log, off_main_thread, main_queue, tasks, GIZMO_PATH):
+        items.clear()
+    _nodes.clear()
+    _menus.clear()
+    on_execute, _this = None, None
+
+
+class Knob:
+    def __init__(self, owner: str, name: str, value: Any = None) -> None:
+        self.owner, self.name, self._value = owner, name, value
+
+    def value(self) -> Any:
+        _note(f"{self.owner}.{self.name}.value")
+        return self._value
+
+    def setValue(self, value: Any) -> bool:
+        _note(f"{self.owner}.{self.name}.setValue")
+        self._value = value
+        log.append(("setValue", self.owner, self.name, value))
+        return True
+
+    def execute(self) -> None:
+        _note(f"{self.owner}.{self.name}.execute")
+        log.append(("execute_knob", self.owner, self.name))
+
+
+class Node:
+    def __init__(self, cls: str, name: str, knobs: dict[str, Any] | None = None,
+                 children: dict[str, Node] | None = None) -> None:
+        self._class, self._name = cls, name
+        self._knobs = {k: Knob(name, k, v) for k, v in (knobs or {}).items()}
+        self._children = children or {}
+        self.deleted = False
+
+    def __getitem__(self, name: str) -> Knob:
+        if self.deleted:
+            raise ValueError("A PythonObject is not attached to a node")
+        if name not in self._knobs:
+            raise NameError(f"knob {name} does not exist")  # what Nuke raises
+        return self._knobs[name]
+
+    def knobs(self) -> dict[str, Knob]:
+        return dict(self._knobs)
+
+    def name(self) -> str:
+        return self._name
+
+    def Class(self) -> str:
+        return self._class
+
+    def node(self, name: str) -> Node | None:
+        return self._children.get(name)
+
+
+def _register(node: Node) -> Node:
+    _nodes[node.name()] = node
+    log.append(("create", node.Class(), node.name()))
+    return node
+
+
+class _Nodes:
+    """nuke.nodes.Read(file=..., ...)"""
+
+    def __getattr__(self, cls: str) -> Callable[..., Node]:
+        return lambda **knobs: _register(Node(cls, f"{cls}{next(_counter)}", knobs))
+
+
+nodes = _Nodes()
+
+
+def gizmo_node(cls: str, name: str | None = None, **values: Any) -> Node:
+    """A node of a gizmo on GIZMO_PATH: its user knobs (defaults from the file, else empty) and internal nodes."""
+    from gizmo_file import parse  # noqa: PLC0415
+
+    for folder in GIZMO_PATH:
+        path = Path(folder) / f"{cls}.gizmo"
+        if path.is_file():
+            break
+    else:
+        raise RuntimeError(f"{cls}: unknown command")  # Nuke's message for a class it cannot find
+    gizmo = parse(path)
+    empty = {1: "", 2: "", 3: 0, 6: False, 7: 0.0, 26: ""}
+    knobs: dict[str, Any] = {}
+    for knob in gizmo.knobs.values():
+        default = knob.menu[0] if knob.menu else empty.get(knob.type)
+        if knob.value is not None and not knob.value.startswith("{"):
+            default = {"true": True, "false": False}.get(knob.value, knob.value)
+        knobs[knob.name] = default
+    knobs.update(values)
+    name = name or f"{cls}{next(_counter)}"
+    children = {n: Node(c, n, {"file": "", "disable": c == "Write", "reload": None})
+                for n, c in gizmo.nodes.items()}
+    return _register(Node(cls, name, knobs, children))
+
+
+def createNode(cls: str, args: str = "", inpanel: bool = True) -> Node:
+    return gizmo_node(cls)
+
+
+def toNode(name: str) -> Node | None:
+    node = _nodes.get(name)
+    return None if node is None or node.deleted else node
+
+
+def delete(node: Node) -> None:
+    node.deleted = True
+
+
+def thisNode() -> Node | None:
+    return _this
+
+
+def set_this_node(node: Node | None) -> None:
+    global _this
+    _this = node
+
+
+def execute(node: Node, first: int, last: int, incr: int = 1) -> None:
+    _note(f"execute {node.name()}")
+    log.append(("execute", node.name(), node["file"].value(), node["disable"].value(), first, last))
+    if on_execute is not None:
+        on_execute(node, first, last)
+
+
+def message(text: str) -> None:
+    _note("message")
+    log.append(("message", text))
+
+
+def executeInMainThread(fn: Callable[..., Any], args: tuple[Any, ...] = ()) -> None:
+    with _lock:
+        main_queue.append((fn, tuple(args)))
+
+
+def pump() -> int:
+    """Run the queued main-thread calls (call it from the test's main thread); how many ran."""
+    with _lock:
+        calls, main_queue[:] = list(main_queue), []
+    for fn, args in calls:
+        fn(*args)
+    return len(calls)
+
+
+class ProgressTask:
+    def __init__(self, title: str) -> None:
+        _note("ProgressTask")
+        self.title, self.progress, self.text, self.cancelled = title, 0, "", False
+        tasks.append(self)
+        log.append(("ProgressTask", title))
+
+    def setProgress(self, value: int) -> None:
+        _note("ProgressTask.setProgress")
+        self.progress = value
+
+    def setMessage(self, text: str) -> None:
+        _note("ProgressTask.setMessage")
+        self.text = text
+
+    def isCancelled(self) -> bool:
+        _note("ProgressTask.isCancelled")
+        return self.cancelled
+
+
+def pluginAddPath(path: str, addToSysPath: bool = True) -> None:
+    GIZMO_PATH.insert(0, Path(path))
+    log.append(("pluginAddPath", path))
+
+
+class Menu:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def addMenu(self, name: str, **kwargs: Any) -> Menu:
+        log.append(("addMenu", self.name, name))
+        return _menus.setdefault(f"{self.name}/{name}", Menu(f"{self.name}/{name}"))
+
+    def addCommand(self, name: str, command: Any = None, shortcut: str = "", icon: str = "", **kwargs: Any) -> None:
+        log.append(("addCommand", self.name, name, command))
+
+
+def menu(name: str) -> Menu:
+    return _menus.setdefault(name, Menu(name))
+
+
+def addOnCreate(fn: Callable[..., Any], args: tuple[Any, ...] = (), kwargs: dict | None = None,
+                nodeClass: str = "*") -> None:
+    log.append(("addOnCreate", fn, nodeClass))
+
+
+def getPaneFor(name: str) -> str:
+    return f"pane:{name}"
+
+
+def tprint(*args: Any) -> None:
+    log.append(("tprint", " ".join(map(str, args))))
