@@ -97,7 +97,7 @@ def test_render_here_bakes_runs_the_real_ivi_render_and_shows_the_result(reg, tm
     assert JobSpec.load(where.job_file).plate == where.plate
     assert job.argv[1:3] == ["run", str(where.job_file)]
     assert nuke.tasks[0].title == "IVI clean" and nuke.tasks[0].progress == 100
-    assert node[knobs.SHOW_RESULT].value() is True and node[knobs.STATUS].value() == "done: result loaded"
+    assert node[knobs.SHOW_RESULT].value() is True and node[knobs.STATUS].value() == "done: clean plate written"
     assert ("execute_knob", "ResultRead", "reload") in nuke.log
     assert paths.result_exists(node[knobs.OUTPUT].value(), 1001, 1003)
 

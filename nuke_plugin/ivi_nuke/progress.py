@@ -39,7 +39,7 @@ def status_text(state: str, progress: int = 0, returncode: int | None = None, lo
     if state == "running":
         return f"running on {where}: {progress}%"
     if state == "done":
-        return "done: result loaded"
+        return "done: clean plate written"
     if state == "submitted":
         return f"farm files written ({where}); submit them with your farm's tool"
     if state == "cancelled":

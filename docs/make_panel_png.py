@@ -1,0 +1,67 @@
+"""Renders the IVI jobs panel offscreen with a few sample jobs into docs/ivi_panel.png (the README's picture).
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python docs/make_panel_png.py [OUT.png]
+
+Needs qtpy and PySide6 (the test extra). No Nuke: the jobs are made in the registry directly.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "nuke_plugin"))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from qtpy import QtWidgets  # noqa: E402
+
+from ivi_nuke.panel import JobsPanel  # noqa: E402
+from ivi_nuke.registry import JobRegistry  # noqa: E402
+
+
+def sample_registry() -> JobRegistry:
+    """Four jobs in the states a compositor sees: running, done, submitted to a farm, failed."""
+    reg = JobRegistry()
+    running = reg.add("sh010_clean", "IVI_Inpaint1", "this machine", "/shots/sh010/clean.####.exr", 1001, 1100)
+    reg.start(running, ["ivi-render", "run", "/shots/sh010/.ivi/sh010_clean.nuke/job.json"], cancel=lambda: None)
+    for step, pct in ((100, 10), (300, 30), (450, 45)):
+        reg.line(running, f"10:2{pct // 10}:0{pct % 7} INFO step {step}/900 loss 0.0{pct}", None)
+        reg.line(running, f"Progress: {pct}%", pct)
+    done = reg.add("sh020_wire", "IVI_Inpaint2", "this machine", "/shots/sh020/wire.####.exr", 1001, 1048)
+    reg.start(done, ["ivi-render", "inpaint"], cancel=None)
+    reg.line(done, "wrote 48 frames: /shots/sh020/wire.####.exr", 100)
+    reg.finish(done, 0)
+    farm = reg.add("sh030_rig", "IVI_Inpaint3", "farm: openjd", "/shots/sh030/rig.####.exr", 1001, 1240)
+    reg.start(farm, ["ivi-render", "submit"], cancel=None)
+    reg.line(farm, "/shots/sh030/.ivi/sh030_rig.nuke/farm/template.json")
+    reg.finish(farm, 0)
+    failed = reg.add("sh040_sign", "IVI_Inpaint4", "this machine", "/shots/sh040/sign.####.exr", 1001, 1010)
+    reg.start(failed, ["ivi-render", "run"], cancel=None)
+    reg.line(failed, "ivi-render: error: /shots/sh040/.ivi/sign.nuke/matte.1004.exr: no such file; "
+                     "check the matte input covers 1001-1010")
+    reg.finish(failed, 1)
+    return reg
+
+
+def render_png(out: Path, width: int = 860, height: int = 420) -> Path:
+    """Build the panel on the sample jobs, select the running one, and save what Qt draws."""
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    reg = sample_registry()
+    panel = JobsPanel(registry=reg, load_result=lambda job: None)
+    panel.resize(width, height)
+    panel.table.setColumnWidth(0, 130)
+    panel.table.setColumnWidth(2, 110)
+    panel.table.setColumnWidth(3, 150)
+    panel.select(next(iter(reg)))
+    panel.show()
+    app.processEvents()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not panel.grab().save(str(out)):
+        raise OSError(f"{out}: Qt could not write the PNG; check the folder can be written")
+    panel.close()
+    return out
+
+
+if __name__ == "__main__":
+    print(render_png(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "ivi_panel.png"))

@@ -1,0 +1,191 @@
+"""The IVI jobs panel (Qt through qtpy: PySide2 in Nuke 11-15, PySide6 in Nuke 16+).
+
+Lists the session's jobs (registry.REGISTRY) with their progress, shows the selected job's log
+tail, and cancels a run or loads its result. It never imports `nuke`: loading a result goes through
+a callback, by default gizmo.load_job_result (imported when first used, inside Nuke). Registry
+changes reach the widgets through a Qt signal, so a change made on any thread is drawn on the GUI
+thread.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+try:  # qtpy picks whichever binding is importable; Nuke does not ship qtpy, so fall back to the bindings
+    from qtpy import QtCore, QtWidgets
+except ImportError:  # pragma: no cover (depends on the Nuke version)
+    try:
+        from PySide6 import QtCore, QtWidgets
+    except ImportError:
+        from PySide2 import QtCore, QtWidgets
+
+from .registry import LOG_TAIL, REGISTRY, Job, JobRegistry
+
+COLUMNS = ("job", "node", "where", "progress", "state")
+PROGRESS_COLUMN = COLUMNS.index("progress")
+STATE_COLUMN = COLUMNS.index("state")
+
+
+class MainThreadPoster(QtCore.QObject):
+    """executeInMainThread for a plain Qt application: post(fn, args) runs fn(*args) on this object's thread."""
+
+    posted = QtCore.Signal(object, object)
+
+    def __init__(self, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.posted.connect(lambda fn, args: fn(*args), QtCore.Qt.QueuedConnection)
+
+    def __call__(self, fn: Callable[..., Any], args: tuple[Any, ...] = ()) -> None:
+        self.posted.emit(fn, tuple(args))
+
+
+class _Bridge(QtCore.QObject):
+    changed = QtCore.Signal(object)
+
+
+class JobsPanel(QtWidgets.QWidget):
+    """Jobs with progress, the selected job's log tail, Cancel, Load result and Clear finished."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None, registry: JobRegistry | None = None,
+                 load_result: Callable[[Job], Any] | None = None) -> None:
+        super().__init__(parent)
+        self.registry = REGISTRY if registry is None else registry
+        self._load_result = load_result
+        self.setObjectName("IVIJobsPanel")
+        self.setWindowTitle("IVI Jobs")
+
+        self.table = QtWidgets.QTableWidget(0, len(COLUMNS), self)
+        self.table.setHorizontalHeaderLabels([c.capitalize() for c in COLUMNS])
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectRows)
+        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SingleSelection)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.log = QtWidgets.QPlainTextEdit(self)
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(LOG_TAIL)
+        self.log.setPlaceholderText("select a job to see its output")
+        self.cancel_button = QtWidgets.QPushButton("Cancel", self)
+        self.load_button = QtWidgets.QPushButton("Load result", self)
+        self.clear_button = QtWidgets.QPushButton("Clear finished", self)
+
+        buttons = QtWidgets.QHBoxLayout()
+        for button in (self.cancel_button, self.load_button, self.clear_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(self.table, 3)
+        layout.addLayout(buttons)
+        layout.addWidget(self.log, 2)
+
+        self.cancel_button.clicked.connect(self.cancel_selected)
+        self.load_button.clicked.connect(self.load_selected)
+        self.clear_button.clicked.connect(self.registry.clear_finished)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        self._bridge = _Bridge(self)
+        self._bridge.changed.connect(self._on_changed)
+        self.registry.subscribe(self._notify)
+        self.refresh()
+
+    # --- registry -> widgets -----------------------------------------------------------------------
+
+    def _notify(self, job: Job | None) -> None:
+        """The registry's listener; may run on any thread. Stops listening once the widget is gone."""
+        try:
+            self._bridge.changed.emit(job)
+        except RuntimeError:  # the C++ side was deleted (panel closed)
+            self.registry.unsubscribe(self._notify)
+
+    def _row_of(self, job_id: int) -> int | None:
+        for row in range(self.table.rowCount()):
+            if self.table.item(row, 0).data(QtCore.Qt.UserRole) == job_id:
+                return row
+        return None
+
+    def _on_changed(self, job: Job | None) -> None:
+        row = None if job is None else self._row_of(job.id)
+        if row is None:
+            self.refresh()
+            return
+        self._fill_row(row, job)
+        if self.selected_job() is job:
+            self._show_log(job)
+            self._update_buttons()
+
+    def refresh(self) -> None:
+        """Rebuild every row (jobs added or removed), keeping the selection."""
+        selected = self.selected_job()
+        jobs = list(self.registry)
+        self.table.setRowCount(len(jobs))
+        for row, job in enumerate(jobs):
+            self._fill_row(row, job)
+            if job is selected:
+                self.table.selectRow(row)
+        if selected is None or selected not in jobs:
+            self.log.clear()
+        self._update_buttons()
+
+    def _fill_row(self, row: int, job: Job) -> None:
+        texts = (job.name, job.node_name, job.where, "", job.status)
+        for column, text in enumerate(texts):
+            item = self.table.item(row, column)
+            if item is None:
+                item = QtWidgets.QTableWidgetItem()
+                self.table.setItem(row, column, item)
+            item.setText(text)
+            item.setToolTip(job.out if column == 0 else text)
+            item.setData(QtCore.Qt.UserRole, job.id)
+        bar = self.table.cellWidget(row, PROGRESS_COLUMN)
+        if not isinstance(bar, QtWidgets.QProgressBar):
+            bar = QtWidgets.QProgressBar()
+            bar.setRange(0, 100)
+            self.table.setCellWidget(row, PROGRESS_COLUMN, bar)
+        bar.setValue(job.progress)
+
+    def _show_log(self, job: Job) -> None:
+        self.log.setPlainText("\n".join(job.log))
+        self.log.verticalScrollBar().setValue(self.log.verticalScrollBar().maximum())
+
+    # --- selection and buttons ---------------------------------------------------------------------
+
+    def selected_job(self) -> Job | None:
+        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
+        if not rows:
+            return None
+        job_id = self.table.item(rows[0].row(), 0).data(QtCore.Qt.UserRole)
+        try:
+            return self.registry.get(job_id)
+        except KeyError:
+            return None
+
+    def select(self, job: Job) -> None:
+        row = self._row_of(job.id)
+        if row is not None:
+            self.table.selectRow(row)
+
+    def _selection_changed(self) -> None:
+        job = self.selected_job()
+        if job is None:
+            self.log.clear()
+        else:
+            self._show_log(job)
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        job = self.selected_job()
+        self.cancel_button.setEnabled(job is not None and job.active)
+        self.load_button.setEnabled(job is not None and job.has_result)
+        self.clear_button.setEnabled(any(not j.active for j in self.registry))
+
+    def cancel_selected(self) -> bool:
+        job = self.selected_job()
+        return job is not None and self.registry.request_cancel(job.id)
+
+    def load_selected(self) -> Any:
+        job = self.selected_job()
+        if job is None or not job.has_result:
+            return None
+        if self._load_result is None:
+            from .gizmo import load_job_result  # noqa: PLC0415  (imports nuke: inside Nuke only)
+            self._load_result = load_job_result
+        return self._load_result(job)
