@@ -154,6 +154,14 @@ def test_farm_submission_writes_a_bundle_with_the_real_submit(reg, tmp_path: Pat
     assert node[knobs.SHOW_RESULT].value() is False
 
 
+def test_a_node_deleted_while_its_job_runs_is_left_alone(reg, tmp_path: Path) -> None:
+    node = make_node(tmp_path, **{knobs.EXECUTABLE: fake_ivi_render(tmp_path, "print('Progress: 100%')")})
+    job = gizmo.on_render(node)
+    nuke.delete(node)
+    pump_until(lambda: not job.active)
+    assert job.state == "done" and job.progress == 100  # the panel can still load it (as a Read)
+
+
 @pytest.mark.parametrize("values, expect", [
     ({knobs.EXECUTABLE: "/no/such/ivi-render"}, "/no/such/ivi-render: no such file (the executable knob)"),
     ({knobs.FIRST_FRAME: 1010}, "first_frame/last_frame: 1010 is after 1003; swap them"),

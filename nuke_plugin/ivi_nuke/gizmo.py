@@ -83,7 +83,10 @@ def start(node: Any) -> Job:
         _TASKS.pop(job.id, None)
         REGISTRY.finish(job, returncode, cancelled or (task is not None and task.isCancelled()))
         if job.has_result:
-            show_result(node)
+            try:
+                show_result(node)
+            except ValueError:  # the node was deleted while it ran: the panel's Load result makes a Read
+                return
         set_status(node, job.status)
 
     run = LocalRun(argv, on_line, on_exit, post=nuke.executeInMainThread, env=commands.subprocess_env())
