@@ -35,13 +35,14 @@ VARIANTS = {
 }
 
 
-def run_variant(clip: Path, checkpoint: Path, out: Path, steps: int, finetune: int, variant: str) -> dict:
+def run_variant(clip: Path, checkpoint: Path, out: Path, steps: int, finetune: int, variant: str,
+                work_size: int) -> dict:
     """Fine-tune one variant from the stage-1 checkpoint and render the shot (in this process)."""
     from ivi_vfx.config import preset_config
     from ivi_vfx.pipeline import inpaint
 
     cfg = preset_config("cpu").replace(steps=steps + finetune, finetune_steps=finetune, budget=0.0,
-                                       checkpoint_every=10_000, **VARIANTS[variant])
+                                       work_size=work_size, checkpoint_every=10_000, **VARIANTS[variant])
     tic = time.perf_counter()
     result = inpaint(str(clip / "plate.####.exr"), str(clip / "mask.####.exr"), str(out / "clean.####.exr"), cfg,
                      device="cpu", checkpoint=checkpoint, overwrite=True)
@@ -55,6 +56,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=400, help="reconstruction-only steps, shared by every variant")
     ap.add_argument("--finetune", type=int, default=150, help="fine-tune steps of each variant")
     ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--work-size", type=int, default=256, help="working resolution's longest side (cpu preset: 256)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/ivi_ablation"))
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     ap.add_argument("--one", nargs=3, metavar=("CLIP", "CHECKPOINT", "OUT"), help=argparse.SUPPRESS)
@@ -62,7 +64,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.one:  # a child process: one variant
         print(json.dumps(run_variant(Path(a.one[0]), Path(a.one[1]), Path(a.one[2]), a.steps, a.finetune,
-                                     a.variant)))
+                                     a.variant, a.work_size)))
         return
     bench = a.shared / "bench"
     sys.path.insert(0, str(bench))
@@ -79,7 +81,7 @@ def main() -> None:
             # The shared first stage: the "none" variant with no fine-tune steps, kept as a checkpoint.
             tic = time.perf_counter()
             child = [sys.executable, __file__, "--one", str(clip), str(stage1), str(a.work / name / "stage1"),
-                     "--steps", str(a.steps), "--finetune", "0", "--variant", "none"]
+                     "--steps", str(a.steps), "--finetune", "0", "--variant", "none", "--work-size", str(a.work_size)]
             first = json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
             print(f"{name}: stage 1, {a.steps} steps, {time.perf_counter() - tic:.0f} s", file=sys.stderr, flush=True)
             base = {**first, **score(str(clip), str(a.work / name / "stage1" / "clean.####.exr"))}
@@ -89,7 +91,7 @@ def main() -> None:
             shutil.copyfile(stage1, ckpt)
             out = a.work / name / variant
             child = [sys.executable, __file__, "--one", str(clip), str(ckpt), str(out), "--steps", str(a.steps),
-                     "--finetune", str(a.finetune), "--variant", variant]
+                     "--finetune", str(a.finetune), "--variant", variant, "--work-size", str(a.work_size)]
             run = subprocess.run(child, capture_output=True, text=True)
             if run.returncode:
                 print(run.stderr[-2000:], file=sys.stderr)
@@ -97,8 +99,8 @@ def main() -> None:
             got = json.loads(run.stdout.splitlines()[-1])
             rows.append({"clip": name, **got, **score(str(clip), str(out / "clean.####.exr"))})
             print(f"{name}: {variant} done in {got['seconds']:.0f} s", file=sys.stderr, flush=True)
-    print(f"\nstage 1: {a.steps} reconstruction steps (cpu preset network, shared by all variants); "
-          f"then {a.finetune} steps per variant\n")
+    print(f"\nstage 1: {a.steps} reconstruction steps (cpu preset network at up to {a.work_size} px, shared by all "
+          f"variants); then {a.finetune} steps per variant\n")
     print("| shot | variant | hole PSNR | SSIM | flicker | fine-tune s/step | peak RSS MB |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
