@@ -34,6 +34,7 @@ from ivi_vfx.config import PropagateConfig
 from ivi_vfx.errors import CheckpointError, ConfigError, ShapeError, StopRequested
 from ivi_vfx.io.exr import output_spec, read_exr, write_exr
 from ivi_vfx.io.sequence import FrameSequence, find_sequence, output_sequence
+from ivi_vfx.jobs import output_stem
 from ivi_vfx.nets.unet import UNet, build_unet
 from ivi_vfx.render import check_outputs
 from ivi_vfx.shot import Frames, load_frames, matte_channel_of, read_matte
@@ -307,9 +308,7 @@ def load_propagation(path: Path, device: str | torch.device = "cpu") -> tuple[UN
 
 def default_propagation_checkpoint(out_pattern: str) -> Path:
     """Where a propagation run keeps its checkpoint: a hidden folder beside the output mattes."""
-    out = Path(out_pattern)
-    stem = out.name.split("#")[0].split("%")[0].split("@")[0].rstrip("._") or "mattes"
-    return out.parent / ".ivi" / f"{stem}.propagate.ckpt"
+    return Path(out_pattern).parent / ".ivi" / f"{output_stem(out_pattern)}.propagate.ckpt"
 
 
 def propagate(plate: str, key_mask: str, key_frames: list[int], out: str, cfg: PropagateConfig, *,
