@@ -43,3 +43,12 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
     if data.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{path}: written by a newer IVI-VFX (format {data['format_version']}); upgrade ivi-vfx")
     return data
+
+
+def restore(path: Path, data: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Put a loaded checkpoint's weights and optimiser state into fresh ones; CheckpointError when they do not fit."""
+    try:
+        model.load_state_dict(data["model"])
+        optimizer.load_state_dict(data["optimizer"])
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise CheckpointError(f"{path}: does not fit this network ({exc}); delete it and train again") from exc

@@ -13,7 +13,7 @@ typical plate). The blur is a Gaussian of sigma U[0, 0.7] working pixels.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -46,8 +46,15 @@ class Perturbation:
     brightness: torch.Tensor
     sigma: torch.Tensor
 
+    _grids: dict[tuple, torch.Tensor] = field(default_factory=dict, repr=False)
+
     def _grid(self, x: torch.Tensor) -> torch.Tensor:
-        return F.affine_grid(self.theta.to(x.device), list(x.shape), align_corners=False)
+        """The sampling grid for x's batch and size, made once: image, mask and coverage all warp with it."""
+        key = (x.shape[0], *x.shape[-2:], x.device)
+        if key not in self._grids:
+            self._grids[key] = F.affine_grid(self.theta.to(x.device), [x.shape[0], 1, *x.shape[-2:]],
+                                             align_corners=False)
+        return self._grids[key]
 
     def image(self, x: torch.Tensor) -> torch.Tensor:
         """g(I): (B, C, H, W) -> (B, C, H, W); warped bilinearly (0 outside the frame), blurred, brightened."""

@@ -194,11 +194,7 @@ def _resume(path: Path, cfg: PropagateConfig, keys: Keys, model: UNet, optimizer
     if data.get("kind") != "propagate" or data["keys"].get("fingerprint") != keys.fingerprint() or not same:
         logger.warning("%s was trained on other keys or settings; starting afresh", path)
         return 0
-    try:
-        model.load_state_dict(data["model"])
-        optimizer.load_state_dict(data["optimizer"])
-    except (RuntimeError, KeyError, ValueError) as exc:
-        raise CheckpointError(f"{path}: does not fit this network ({exc}); delete it and train again") from exc
+    ckpt.restore(path, data, model, optimizer)
     rng.set_state(data["rng"])
     logger.info("resuming propagation from %s at step %d", path, data["step"])
     return int(data["step"])

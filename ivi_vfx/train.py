@@ -32,7 +32,6 @@ from ivi_vfx import checkpoint as ckpt
 from ivi_vfx import losses, masks, perturb
 from ivi_vfx.config import TrainConfig
 from ivi_vfx.distributed import World
-from ivi_vfx.errors import CheckpointError
 from ivi_vfx.nets import Generator, build_generator
 from ivi_vfx.nets.encoder import build_encoder
 from ivi_vfx.shot import Shot, shot_path_summary
@@ -233,11 +232,7 @@ def _resume(path: Path, cfg: TrainConfig, shot: Shot, model: Generator, optimize
             k: v for k, v in cfg.to_dict().items() if k not in free}:
         logger.warning("%s was trained with another configuration; starting afresh", path)
         return 0, -1
-    try:
-        model.load_state_dict(data["model"])
-        optimizer.load_state_dict(data["optimizer"])
-    except (RuntimeError, KeyError, ValueError) as exc:
-        raise CheckpointError(f"{path}: does not fit this network ({exc}); delete it and train again") from exc
+    ckpt.restore(path, data, model, optimizer)
     ranks = data.get("rng_ranks") or [data["rng"]]
     rng.set_state(ranks[world.rank] if len(ranks) == world.size else data["rng"])
     if len(ranks) != world.size and world.distributed:
