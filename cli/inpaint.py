@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from ivi_vfx.config import default_preset, preset_config, propagate_config
+from ivi_vfx.config import HiresConfig, default_preset, preset_config, propagate_config
+from ivi_vfx.errors import ConfigError
 from ivi_vfx.pipeline import inpaint as run_inpaint
 from ivi_vfx.pipeline import inpaint_from_keys
 from ivi_vfx.train import resolve_device
@@ -20,6 +21,7 @@ from .progress import Progress
 @options.keys
 @options.output
 @options.training
+@options.hires
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Checkpoint file (default: .ivi/ beside the output). A compatible one is resumed.")
 @click.option("--resume/--no-resume", default=True, show_default=True,
@@ -29,7 +31,8 @@ def inpaint(plate: str | None, mask: str | None, frames: list[int] | None, mask_
             key_mask: str | None, key_frames: list[int] | None, out: str, overwrite: bool,
             preset: str | None, steps: int | None, budget: float | None, finetune_steps: int | None,
             encoder: str | None, work_size: int | None, dilate: int | None, seed: int | None,
-            device: str, checkpoint: Path | None, resume: bool, progress_format: str) -> None:
+            device: str, scales: str, patch_size: int, tile_size: int, checkpoint: Path | None, resume: bool,
+            progress_format: str) -> None:
     """Fill the matte of a plate sequence and write the clean plate (alpha = the matte).
 
     The matte is a sequence (--mask), or is predicted for every frame from the object's roto on a
@@ -41,6 +44,8 @@ def inpaint(plate: str | None, mask: str | None, frames: list[int] | None, mask_
                          --out sh010/clean.####.exr --frames 1001-1100
       ivi-render inpaint --plate sh010/plate.####.exr --key-mask sh010/roto.####.exr \\
                          --key-frames 1001,1060 --out sh010/clean.####.exr
+      ivi-render inpaint --plate sh020/plate_4k.####.exr --mask sh020/roto.####.exr \\
+                         --out sh020/clean.####.exr --scales 2 --tile-size 512
     """
     if plate is None:
         raise click.UsageError("give --plate")
@@ -49,11 +54,15 @@ def inpaint(plate: str | None, mask: str | None, frames: list[int] | None, mask_
     name = preset or default_preset(str(resolve_device(device)))
     cfg = preset_config(name).rescheduled(steps).replace(
         budget=budget, finetune_steps=finetune_steps, encoder=encoder, work_size=work_size, dilate=dilate, seed=seed)
+    try:
+        hires = HiresConfig(scales=scales, patch=patch_size, tile=tile_size).validate()
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--scales/--patch-size/--tile-size") from exc
     stop = StopFlag()
     stop.install()
     with Progress(fmt=progress_format) as progress:
         common = dict(frames=frames, mask_channel=mask_channel, device=device, checkpoint=checkpoint, resume=resume,
-                      overwrite=overwrite, on_progress=progress, should_stop=stop)
+                      overwrite=overwrite, on_progress=progress, should_stop=stop, hires=hires)
         if key_mask is not None:
             propagation = propagate_config(name).replace(seed=seed)
             result = inpaint_from_keys(plate, key_mask, key_frames or [], out, cfg, propagation, **common)

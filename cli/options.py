@@ -81,6 +81,20 @@ training = _stack(
                  help="auto, cpu, cuda or cuda:N."),
 )
 
+hires = _stack(
+    click.option("--scales", default="auto", show_default=True, metavar="auto|off|N|F,F,1",
+                 help="Progressive high resolution: finer scales trained on patches around the matte and run in "
+                      "tiles. 'auto' adds them when the plate is at least 3 times the working size; a count, or "
+                      "the scales as fractions of the full resolution ending with 1 (0.25,1)."),
+    click.option("--patch-size", type=click.IntRange(min=0), default=0, metavar="PIXELS",
+                 help="Training patch side at the finer scales (default 0: 64 on a CPU, 128 on a GPU)."),
+    click.option("--tile-size", type=click.IntRange(min=0), default=0, metavar="PIXELS",
+                 help="Inference tile side at the finer scales; memory grows with it, not with the plate "
+                      "(default 0: 384 on a CPU, 1024 on a GPU)."),
+)
+"""Progressive high-resolution options (ivi_vfx.progressive)."""
+
+
 def _output(required: bool) -> F:
     return _stack(
         click.option("--out", required=required, metavar="PATTERN", help="Output sequence, e.g. clean.####.exr."),

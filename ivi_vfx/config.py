@@ -207,6 +207,80 @@ def default_preset(device: str) -> str:
 
 
 @dataclass
+class HiresConfig(JsonConfig):
+    """Progressive high-resolution inpainting (issue 7): finer scales on top of the working-resolution fill.
+
+    Each finer scale is a small residual network trained on patches drawn mostly around the matte's
+    boundary, that takes the upsampled coarser fill as a prior for the hole; inference runs over
+    overlapping tiles that touch the matte. 0 in a size or count field means "chosen from the device".
+    """
+
+    scales: str = "auto"
+    """'auto' (on when the plate is at least `min_ratio` times the working size), 'off', a number of
+    finer scales ('2'), or their sizes as fractions of the full resolution, ending with 1 ('0.25,0.5,1')."""
+    patch: int = 0
+    """Side of the square training patches at each finer scale, in pixels; 0: 64 on a CPU, 128 on a GPU."""
+    tile: int = 0
+    """Side of the inference tiles' cores, in pixels; 0: 384 on a CPU, 1024 on a GPU. Memory (host or GPU)
+    of a tile grows with its square, never with the plate."""
+    overlap: int = 32
+    """Pixels that neighbouring tiles share and blend over."""
+    steps: int = 0
+    """Training steps of each finer scale; 0: 300 on a CPU, 2000 on a GPU."""
+    budget: float = 0.0
+    """Most minutes of training for each finer scale; 0: 2 on a CPU, no limit on a GPU."""
+    batch_size: int = 8
+    """Patches per step."""
+    width: int = 24
+    """Channels of the finer-scale network's layers."""
+    lr: float = 1e-3
+    """Adam learning rate of the finer-scale networks."""
+    boundary_share: float = 0.8
+    """Share of the patches centred on the matte's boundary band (the rest anywhere near the matte)."""
+    min_ratio: float = 3.0
+    """With scales 'auto': the plate's longest side must be at least this many times the working size
+    (and at least 512 pixels) for finer scales to be added."""
+    max_step: float = 4.0
+    """With 'auto' or a count: the largest size ratio between two consecutive scales."""
+    seed: int = 0
+    """Seed of the patch draws and the networks' initial weights."""
+    log_every: int = 50
+    """Steps between two log lines."""
+
+    def _checks(self) -> list[tuple[bool, str]]:
+        return [
+            (_valid_scales(self.scales), "scales must be 'auto', 'off', a count such as 2, or fractions of the "
+                                         "full resolution ending with 1 such as 0.25,0.5,1"),
+            (self.patch == 0 or self.patch >= 16, "patch must be 0 (auto) or at least 16 pixels"),
+            (self.overlap >= 0, "overlap must be 0 or more pixels"),
+            (self.tile == 0 or self.tile > max(self.overlap, 16), "tile must be 0 (auto) or larger than overlap and 16"),
+            (self.steps >= 0 and self.budget >= 0, "steps and budget must be 0 (auto) or more"),
+            (self.batch_size >= 1 and self.width >= 4, "batch_size must be at least 1 and width at least 4"),
+            (self.lr > 0, "lr must be positive"),
+            (0.0 <= self.boundary_share <= 1.0, "boundary_share must lie between 0 and 1"),
+            (self.min_ratio >= 1.0 and self.max_step > 1.0, "min_ratio must be at least 1 and max_step above 1"),
+            (self.log_every >= 1, "log_every must be at least 1"),
+        ]
+
+    def for_device(self, device: str) -> HiresConfig:
+        """A copy with the automatic (0) sizes and lengths chosen for `device` ('cpu', 'cuda', ...)."""
+        gpu = device.startswith("cuda")
+        return dataclasses.replace(
+            self, patch=self.patch or (128 if gpu else 64), tile=self.tile or (1024 if gpu else 384),
+            steps=self.steps or (2000 if gpu else 300), budget=self.budget or (0.0 if gpu else 2.0))
+
+
+def _valid_scales(text: str) -> bool:
+    if text in ("auto", "off") or text.isdigit():
+        return True
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        return False
+    return all(0 < a < b for a, b in zip(values, values[1:])) and values[-1] == 1.0 and values[0] > 0
+
+
+@dataclass
 class PropagateConfig(JsonConfig):
     """How mattes are predicted for a whole shot from one or more roto'd keyframes.
 
@@ -243,9 +317,28 @@ class PropagateConfig(JsonConfig):
     """Steps between two log lines."""
     checkpoint_every: int = 1000
     """Steps between two checkpoints (one is always written at the end and on a stop)."""
+    rounds: int = 2
+    """Self-training rounds: at steps k * steps / (rounds + 1), k = 1..rounds, the network's own
+    tracked mattes of every frame mark where the object may be; from then on, samples are also
+    drawn on the other frames, whose pixels away from that region are taught as background
+    (without them the network only ever sees the key frames' background, and calls anything
+    new object). 0 trains on the key frames alone, as the reference."""
+    other_frames: float = 0.5
+    """Share of the samples drawn on other frames once a self-training round has run."""
+    margin: float = 0.06
+    """Safety band around a self-training matte left out of the loss (neither object nor
+    background), as a share of the working frame's longest side."""
+    track: float = 0.04
+    """Temporal constraint when predicting: from each key frame outward, both directions, a frame
+    keeps the connected parts of its prediction that come within this share of the working frame's
+    longest side of the previous frame's matte. 0 keeps every part (each frame on its own)."""
 
     def _checks(self) -> list[tuple[bool, str]]:
         return [
+            (self.rounds >= 0, "rounds must be 0 or more"),
+            (0.0 <= self.other_frames <= 1.0, "other_frames must lie between 0 and 1"),
+            (0.0 <= self.margin < 1.0, "margin must lie between 0 and 1 (a share of the frame)"),
+            (0.0 <= self.track < 1.0, "track must lie between 0 and 1 (a share of the frame)"),
             (self.width >= 2, "width must be at least 2"),
             (self.steps >= 0, "steps must be 0 or more"),
             (self.budget >= 0, "budget must be 0 (no limit) or a positive number of minutes"),

@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from ivi_vfx.color import Shaper
-from ivi_vfx.config import PropagateConfig, TrainConfig
+from ivi_vfx import progressive
+from ivi_vfx.config import HiresConfig, PropagateConfig, TrainConfig
 from ivi_vfx.distributed import World, close_world, init_world, is_main_process
 from ivi_vfx.errors import ConfigError, ShapeError, StopRequested
 from ivi_vfx.io.exr import check_writable
@@ -30,7 +31,7 @@ from ivi_vfx.jobs import JOB_FILE, JobSpec, output_stem
 from ivi_vfx.nets import Generator
 from ivi_vfx.nets.encoder import build_encoder
 from ivi_vfx.propagate import propagate
-from ivi_vfx.render import check_outputs, complete_frames, render
+from ivi_vfx.render import Compose, check_outputs, complete_frames, render
 from ivi_vfx.shot import Shot, load_shot
 from ivi_vfx.train import FitResult, StepInfo, fit, load_model, resolve_device
 
@@ -113,10 +114,10 @@ def train_shot(shot: Shot, cfg: TrainConfig, *, device: torch.device, checkpoint
 
 def render_shot(model: Generator, shot: Shot, out: FrameSequence, *, device: torch.device, overwrite: bool,
                 skip_existing: bool = False, report: Report | None = None, should_stop: StopPoll | None = None,
-                again: str = "run the same command again to finish") -> list[Path]:
+                again: str = "run the same command again to finish", compose: Compose | None = None) -> list[Path]:
     """Render every frame of a loaded shot, reporting progress 0..1; stops only between whole frames.
 
-    `again` tells the user, when stopped, how to finish.
+    `again` tells the user, when stopped, how to finish; `compose` renders progressively (progressive.py).
     """
     count, done = len(shot.frames), [0]
 
@@ -128,7 +129,7 @@ def render_shot(model: Generator, shot: Shot, out: FrameSequence, *, device: tor
             raise StopRequested(f"stopped after writing {done[0]} of {count} frames; {again}")
 
     written = render(model, shot, out, device=device, overwrite=overwrite, skip_existing=skip_existing,
-                     on_frame=on_frame)
+                     on_frame=on_frame, compose=compose)
     logger.info("wrote %d frames to %s", len(written), out.pattern)
     return written
 
@@ -138,7 +139,8 @@ def render_shot(model: Generator, shot: Shot, out: FrameSequence, *, device: tor
 def inpaint(plate: str, mask: str, out: str, cfg: TrainConfig, *, frames: list[int] | None = None,
             mask_channel: str | None = None, device: str = "auto", checkpoint: Path | None = None,
             resume: bool = True, overwrite: bool = False,
-            on_progress: Report | None = None, should_stop: StopPoll | None = None) -> InpaintResult:
+            on_progress: Report | None = None, should_stop: StopPoll | None = None,
+            hires: HiresConfig | None = None) -> InpaintResult:
     """Fill the mattes of a plate sequence and write the clean plate.
 
     Args:
@@ -153,8 +155,12 @@ def inpaint(plate: str, mask: str, out: str, cfg: TrainConfig, *, frames: list[i
         on_progress: called with the fraction done, 0..1.
         should_stop: polled after every step and frame; True stops the run (StopRequested): training writes
             a checkpoint first, rendering stops between two whole frames. Running again resumes.
+        hires: progressive high resolution (finer scales, tiled); None or scales 'off': the working-resolution
+            fill scaled up, as 'auto' does on plates not much larger than the working size.
     """
     _check_config(cfg)
+    if hires is not None:
+        hires.validate()
     plate_seq, mask_seq, out_seq = _sequences(plate, mask, out, frames)
     check_outputs(out_seq, overwrite)
     torch_device = resolve_device(device)
@@ -163,9 +169,11 @@ def inpaint(plate: str, mask: str, out: str, cfg: TrainConfig, *, frames: list[i
     report = on_progress or (lambda fraction: None)
     result = train_shot(shot, cfg, device=torch_device, checkpoint=checkpoint, resume=resume,
                         report=lambda f: report(TRAIN_SHARE * f), should_stop=should_stop)
+    # Progressive high resolution (issue 7): finer scales on top of the working-resolution model, or None.
+    compose = progressive.prepare(shot, result.model, hires, torch_device)
     written = render_shot(result.model, shot, out_seq, device=torch_device, overwrite=overwrite,
                           report=lambda f: report(TRAIN_SHARE + (1 - TRAIN_SHARE) * f), should_stop=should_stop,
-                          again="run the same command again with --overwrite to finish")
+                          again="run the same command again with --overwrite to finish", compose=compose)
     return InpaintResult(written=written, fit=result, checkpoint=checkpoint)
 
 
@@ -173,7 +181,7 @@ def inpaint_from_keys(plate: str, key_mask: str, key_frames: list[int], out: str
                       propagation: PropagateConfig, *, frames: list[int] | None = None,
                       mask_channel: str | None = None, device: str = "auto", checkpoint: Path | None = None,
                       resume: bool = True, overwrite: bool = False, on_progress: Report | None = None,
-                      should_stop: StopPoll | None = None) -> InpaintResult:
+                      should_stop: StopPoll | None = None, hires: HiresConfig | None = None) -> InpaintResult:
     """Both stages: propagate the keyframes' roto to every frame, then fill those mattes.
 
     The predicted mattes are kept beside the checkpoint (`.ivi/<stem>.mattes/`), so a rerun resumes
@@ -194,7 +202,7 @@ def inpaint_from_keys(plate: str, key_mask: str, key_frames: list[int], out: str
     logger.info("stage 2 of 2: filling the predicted mattes")
     return inpaint(plate, mattes, out, cfg, frames=list(plate_seq.frames), device=device, checkpoint=checkpoint,
                    resume=resume, overwrite=overwrite, on_progress=lambda f: report(share + (1 - share) * f),
-                   should_stop=should_stop)
+                   should_stop=should_stop, hires=hires)
 
 
 # --- the farm's jobs: train once, render in chunks -----------------------------------------------

@@ -25,6 +25,9 @@ from ivi_vfx.shot import RGB, Shot
 
 logger = logging.getLogger(__name__)
 
+Compose = Callable[[ExrImage, int], tuple[np.ndarray, tuple[str, ...]]]
+"""(plate frame as read, frame number) -> (pixels over its data window, channel names): a whole output frame."""
+
 
 @torch.no_grad()
 def predict(model: Generator, shot: Shot, frame: int, device: torch.device | str = "cpu") -> np.ndarray:
@@ -68,16 +71,41 @@ def composite(original: ExrImage, fill: np.ndarray, matte: np.ndarray) -> tuple[
         src = (slice(y0 - full_y, y1 - full_y), slice(x0 - full_x, x1 - full_x))
         matte_dw[dst] = matte[src]
         fill_dw[dst] = fill[src]
+    return composite_region(original, fill_dw, matte_dw, (0, height, 0, width))
+
+
+def composite_region(original: ExrImage, fill: np.ndarray, matte: np.ndarray,
+                     box: tuple[int, int, int, int]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Put a fill that covers only `box` of the data window into the original, inside the matte.
+
+    The high-resolution path (progressive.py) fills the matte's neighbourhood only, so its fill is
+    a box, not a frame; the rule is the same: `np.where` from the original buffer.
+
+    Args:
+        original: the plate frame as read (data window pixels, all channels).
+        fill: (y1 - y0, x1 - x0, 3) scene-linear over `box`.
+        matte: (h, w) bool over the DATA window, True = filled; it must be False outside `box`.
+        box: (y0, y1, x0, x1) in data-window pixels.
+
+    Returns:
+        (h, w, c') float32 over the data window, and the channel names: the plate's, with alpha
+        set to the matte (added as 'A' when the plate has none).
+    """
+    height, width = matte.shape
+    y0, y1, x0, x1 = box
+    if matte[:y0].any() or matte[y1:].any() or matte[:, :x0].any() or matte[:, x1:].any():
+        raise ValueError("the matte reaches outside the fill's box")  # a bug, never a user error
     names = list(original.channel_names)
     pixels = original.pixels
     if "A" not in names:
         names.append("A")
         pixels = np.concatenate([pixels, np.zeros((height, width, 1), np.float32)], axis=2)
     out = pixels.copy()
+    inside = matte[y0:y1, x0:x1]
     for k, name in enumerate(RGB):
         c = names.index(name)
-        out[..., c] = np.where(matte_dw, fill_dw[..., k], pixels[..., c])
-    out[..., names.index("A")] = matte_dw.astype(np.float32)
+        out[y0:y1, x0:x1, c] = np.where(inside, fill[..., k], pixels[y0:y1, x0:x1, c])
+    out[..., names.index("A")] = matte.astype(np.float32)
     return out, tuple(names)
 
 
@@ -128,10 +156,13 @@ def _remove_stale_temporaries(path: Path) -> None:
 
 def render(model: Generator, shot: Shot, out: FrameSequence, *, frames: Iterable[int] | None = None,
            device: torch.device | str = "cpu", overwrite: bool = False, skip_existing: bool = False,
-           on_frame: Callable[[int, Path], None] | None = None) -> list[Path]:
+           on_frame: Callable[[int, Path], None] | None = None,
+           compose: Compose | None = None) -> list[Path]:
     """Write the clean plate of `frames` (default: all of the shot) to the output sequence.
 
     A frame whose matte is empty is copied through (alpha 0) without running the network.
+    With `compose` (progressive high resolution, progressive.py), that function makes each frame's
+    pixels from the plate frame as read instead of the working-resolution fill scaled up.
     With `skip_existing` (and not `overwrite`), a frame whose output appears meanwhile (another
     task of a retried farm job wrote it) is left as it is instead of being an error.
 
@@ -142,12 +173,15 @@ def render(model: Generator, shot: Shot, out: FrameSequence, *, frames: Iterable
     written = []
     for frame in (shot.frames if frames is None else frames):
         original = read_exr(shot.plate.path(frame))
-        matte = shot.full_matte(frame)
-        if matte.any():
-            fill = predict(model, shot, frame, device)
+        if compose is not None:
+            pixels, names = compose(original, frame)
         else:
-            fill = np.zeros((*matte.shape, 3), np.float32)
-        pixels, names = composite(original, fill, matte)
+            matte = shot.full_matte(frame)
+            if matte.any():
+                fill = predict(model, shot, frame, device)
+            else:
+                fill = np.zeros((*matte.shape, 3), np.float32)
+            pixels, names = composite(original, fill, matte)
         path = out.path(frame)
         _remove_stale_temporaries(path)
         try:

@@ -98,8 +98,23 @@ class ExrImage:
         Raises:
             ChannelError: a name is not a channel of the file.
         """
+        return self.over(names, self.display_window)
+
+    def over(self, names: Sequence[str], window: tuple[int, int, int, int]) -> np.ndarray:
+        """Channels ``names`` over any ``window`` (x, y, width, height) in absolute pixel coordinates.
+
+        Pixels of the window outside the data window are 0; data outside the window is cropped away.
+        ``display`` is this over the display window; high-resolution filling uses it over another
+        frame's data window (a matte under a plate with overscan).
+
+        Returns:
+            (height, width, len(names)) float32.
+
+        Raises:
+            ChannelError: a name is not a channel of the file.
+        """
         indices = [self.channel_index(n) for n in names]
-        fx, fy, fw, fh = self.display_window
+        fx, fy, fw, fh = window
         dx, dy, dw, dh = self.data_window
         out = np.zeros((fh, fw, len(indices)), np.float32)
         # The overlap of the two windows, in absolute pixel coordinates.
