@@ -100,7 +100,15 @@ def init_world(device: torch.device) -> tuple[World, torch.device]:
     return world, device
 
 
-def close_world(world: World) -> None:
-    """Leave the process group (after the last collective)."""
+def close_world(world: World, *, finished: bool = True) -> None:
+    """Leave the process group.
+
+    After a finished run every rank first waits at a barrier, so that no rank tears its connections
+    down while a peer is still using them: a gloo peer whose connection closes under it can abort
+    the process as it exits. After an error we leave at once (a barrier would wait for a rank that
+    may never come).
+    """
     if world.distributed and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()

@@ -219,16 +219,19 @@ def train_job(spec: JobSpec, *, device: str = "auto", resume: bool = True, on_pr
     plate_seq, mask_seq, out_seq = _sequences(spec.plate, spec.mask, spec.out, spec.frame_list())
     check_writable(out_seq.path(out_seq.frames[0]).parent)  # a render would fail later; say so now
     world, torch_device = init_world(resolve_device(device))
+    finished = False
     try:
         if world.is_main:
             # The job as trained, with what was decided here: the frames on disk and the preset.
             spec.replace(frames=compact(plate_seq.frames), preset=cfg.preset).save(spec.checkpoint_dir / JOB_FILE)
         shot = load_shot(plate_seq, mask_seq, work_size=cfg.work_size, matte_channel=spec.mask_channel,
                          dilate=cfg.dilate)
-        return train_shot(shot, cfg, device=torch_device, checkpoint=spec.model_path, resume=resume,
-                          report=on_progress if world.is_main else None, should_stop=should_stop, world=world)
+        result = train_shot(shot, cfg, device=torch_device, checkpoint=spec.model_path, resume=resume,
+                            report=on_progress if world.is_main else None, should_stop=should_stop, world=world)
+        finished = True
+        return result
     finally:
-        close_world(world)
+        close_world(world, finished=finished)
 
 
 def render_job(spec: JobSpec, frames: list[int] | None = None, *, device: str = "auto", overwrite: bool = False,
