@@ -2,13 +2,16 @@
 
 Per shot: one reconstruction-only stage of --steps steps (the reference recipe's first stage),
 then, from that same checkpoint, --finetune more steps in each variant:
-  none         reconstruction continued (no regularizer), the baseline at equal steps
-  ambiguity    + the anti-ambiguity (contextual) term, weight 0.1
-  stabilize    + the stabilisation terms, weight 0.2
-  both         + both
+  none           reconstruction continued (no regularizer), the baseline at equal steps
+  ambiguity      + the anti-ambiguity (contextual) term, weight 0.1
+  stab-reference + the stabilisation terms, weight 0.2, with the reference code's g (affine only)
+  stab-paper     + the same with the paper's g (affine, brightness, blur)
+  stabilize      + the same with our g (the paper's and the matte's own jitter: the default)
+  both           + anti-ambiguity and stabilisation (the defaults)
 Each variant runs in its own process, so its peak memory (max RSS) is its own. Prints one
-markdown table: hole PSNR, SSIM and flicker (from the shared scorer), fine-tune seconds per step
-and peak memory.
+markdown table: hole PSNR, SSIM and flicker (from the shared scorer); the fill's own change from
+frame to frame where both frames are filled ("fill motion"; the truth's there, grain, is printed
+below the table); fine-tune seconds per step and peak memory.
 
 usage: python bench/ablation.py [--clips deficient_coffee,davis_bmx_objswan] [--steps 400]
                                 [--finetune 150] [--work /tmp/ivi_ablation] [--shared ../shared]
@@ -25,14 +28,39 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 
 VARIANTS = {
     "none": {"ambiguity_weight": 0.0, "stabilization_weight": 0.0},
     "ambiguity": {"stabilization_weight": 0.0},
+    "stab-reference": {"ambiguity_weight": 0.0, "stabilize_brightness": False, "stabilize_blur": False,
+                       "stabilize_matte": False},
+    "stab-paper": {"ambiguity_weight": 0.0, "stabilize_matte": False},
     "stabilize": {"ambiguity_weight": 0.0},
     "both": {},
 }
+
+
+def fill_motion(clip: Path, out_pattern: str) -> tuple[float, float]:
+    """Mean |out_t - out_t-1| and |truth_t - truth_t-1| (display-referred, as the scorer) where both
+    frames are filled: how much the fill itself changes from frame to frame, against the grain."""
+    from exrio import frames, linear_to_srgb, read_exr  # the shared harness's reader
+
+    def load(pattern: str) -> list:
+        return [read_exr(path)[0] for _, path in frames(pattern)]
+
+    truth = [linear_to_srgb(g[..., :3]) for g in load(f"{clip}/gt.####.exr")]
+    out = [linear_to_srgb(o[..., :3]) for o in load(out_pattern)]
+    holes = [m[..., 0] > 0.5 for m in load(f"{clip}/mask.####.exr")]
+    fill, grain = [], []
+    for t in range(1, len(out)):
+        both = holes[t] & holes[t - 1]
+        if both.any():
+            fill.append(float(np.abs(out[t] - out[t - 1])[both].mean()))
+            grain.append(float(np.abs(truth[t] - truth[t - 1])[both].mean()))
+    return (float(np.mean(fill)), float(np.mean(grain))) if fill else (0.0, 0.0)
 
 
 def run_variant(clip: Path, checkpoint: Path, out: Path, steps: int, finetune: int, variant: str,
@@ -42,7 +70,8 @@ def run_variant(clip: Path, checkpoint: Path, out: Path, steps: int, finetune: i
     from ivi_vfx.pipeline import inpaint
 
     cfg = preset_config("cpu").replace(steps=steps + finetune, finetune_steps=finetune, budget=0.0,
-                                       work_size=work_size, checkpoint_every=10_000, **VARIANTS[variant])
+                                       work_size=work_size, checkpoint_every=10_000, validate_every=0,
+                                       **VARIANTS[variant])
     tic = time.perf_counter()
     result = inpaint(str(clip / "plate.####.exr"), str(clip / "mask.####.exr"), str(out / "clean.####.exr"), cfg,
                      device="cpu", checkpoint=checkpoint, overwrite=True)
@@ -73,7 +102,7 @@ def main() -> None:
     clips = a.work / "clips"
     if not all((clips / name / "gt.1001.exr").exists() for name in a.clips.split(",")):
         subprocess.run([sys.executable, str(bench / "clips.py"), str(clips)], check=True, capture_output=True)
-    rows = []
+    rows, grain = [], {}
     for name in a.clips.split(","):
         clip = clips / name
         stage1 = a.work / name / "stage1.ckpt"
@@ -84,7 +113,9 @@ def main() -> None:
                      "--steps", str(a.steps), "--finetune", "0", "--variant", "none", "--work-size", str(a.work_size)]
             first = json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
             print(f"{name}: stage 1, {a.steps} steps, {time.perf_counter() - tic:.0f} s", file=sys.stderr, flush=True)
-            base = {**first, **score(str(clip), str(a.work / name / "stage1" / "clean.####.exr"))}
+            pattern = str(a.work / name / "stage1" / "clean.####.exr")
+            motion, grain[name] = fill_motion(clip, pattern)
+            base = {**first, **score(str(clip), pattern), "fill_motion": motion}
             rows.append({"clip": name, **base, "variant": f"stage 1 only ({a.steps} steps)"})
         for variant in a.variants.split(","):
             ckpt = a.work / name / f"{variant}.ckpt"
@@ -97,16 +128,21 @@ def main() -> None:
                 print(run.stderr[-2000:], file=sys.stderr)
                 raise SystemExit(f"{name} {variant} failed")
             got = json.loads(run.stdout.splitlines()[-1])
-            rows.append({"clip": name, **got, **score(str(clip), str(out / "clean.####.exr"))})
+            pattern = str(out / "clean.####.exr")
+            motion, grain[name] = fill_motion(clip, pattern)
+            rows.append({"clip": name, **got, **score(str(clip), pattern), "fill_motion": motion})
             print(f"{name}: {variant} done in {got['seconds']:.0f} s", file=sys.stderr, flush=True)
     print(f"\nstage 1: {a.steps} reconstruction steps (cpu preset network at up to {a.work_size} px, shared by all "
           f"variants); then {a.finetune} steps per variant\n")
-    print("| shot | variant | hole PSNR | SSIM | flicker | fine-tune s/step | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|")
+    print("| shot | variant | hole PSNR | SSIM | flicker | fill motion | fine-tune s/step | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         per_step = r["train_seconds"] / a.finetune if not r["variant"].startswith("stage") else float("nan")
         print(f"| {r['clip']} | {r['variant']} | {r['psnr_hole']:.2f} | {r['ssim']:.3f} | {r['flicker']:.4f} | "
-              f"{per_step:.2f} | {r['maxrss_mb']:.0f} |")
+              f"{r['fill_motion']:.4f} | {per_step:.2f} | {r['maxrss_mb']:.0f} |")
+
+    print("\nthe truth's own change where both frames are filled (grain): " +
+          ", ".join(f"{name} {value:.4f}" for name, value in grain.items()))
 
 
 if __name__ == "__main__":

@@ -98,6 +98,8 @@ class TrainConfig(JsonConfig):
     """Stabilisation's g includes the paper's brightness change."""
     stabilize_blur: bool = True
     """Stabilisation's g includes the paper's blur."""
+    stabilize_matte: bool = True
+    """Stabilisation's g also moves the hole against the picture (ours; see perturb.py)."""
     encoder: str = "random"
     """Features of the anti-ambiguity term: 'random' (fixed random convs, no download) or
     'vgg19:PATH' (the reference's VGG19 relu4_2, weights from a torchvision state-dict file)."""
@@ -123,6 +125,12 @@ class TrainConfig(JsonConfig):
     crop: int = 0
     """Side of square training crops in working pixels; 0 trains on whole frames as the reference.
     Crops are placed around the hole so that each step teaches filling."""
+    validate_every: int = 50
+    """Steps between two validations on held-out known pixels (validation.py): the stopping rule
+    and the run's quality estimate. 0: no pixels are held out, no estimate, no early stop."""
+    patience: int = 8
+    """Validations without a 1% gain that make a plateau: the first one begins the fine-tune stage
+    (when the run has one), the next ends training. 0: validate, but never stop early."""
     dilate: int = 0
     """Grow the matte by this many full-resolution pixels before filling (the reference dilates its
     masks offline by a 12x12 box)."""
@@ -148,6 +156,7 @@ class TrainConfig(JsonConfig):
             (self.work_size >= 16, "work_size must be at least 16 pixels"),
             (self.crop == 0 or self.crop >= 16, "crop must be 0 (whole frames) or at least 16 pixels"),
             (self.dilate >= 0, "dilate must be 0 or more pixels"),
+            (self.validate_every >= 0 and self.patience >= 0, "validate_every and patience must be 0 or more"),
             (self.log_every >= 1 and self.checkpoint_every >= 1, "log_every and checkpoint_every must be at least 1"),
         ]
 

@@ -35,13 +35,14 @@ from ivi_vfx.distributed import World
 from ivi_vfx.nets import Generator, build_generator
 from ivi_vfx.nets.encoder import build_encoder
 from ivi_vfx.shot import Shot, shot_path_summary
+from ivi_vfx.validation import StoppingRule, Validator
 
 logger = logging.getLogger(__name__)
 
-SCHEDULE_KEYS = {"steps", "finetune_steps", "budget", "log_every", "checkpoint_every"}
+SCHEDULE_KEYS = {"steps", "finetune_steps", "budget", "log_every", "checkpoint_every", "patience"}
 """Config fields a resumed run may change at any time."""
 FINETUNE_KEYS = {"ambiguity_weight", "stabilization_weight", "stabilize_affine", "stabilize_brightness",
-                 "stabilize_blur", "encoder", "context_positions"}
+                 "stabilize_blur", "stabilize_matte", "encoder", "context_positions"}
 """Config fields that act only in the fine-tune stage: free to change until it begins."""
 
 
@@ -75,6 +76,15 @@ class FitResult:
     """Mean of each loss term over the last logging interval."""
     seconds: float = 0.0
     """Wall time spent training in this call."""
+    converged: bool = False
+    """True when the stopping rule ended the run before cfg.steps (validation.py)."""
+    validation: StoppingRule | None = None
+    """The validation history (None when cfg.validate_every is 0 or no frame could lend a hole)."""
+
+    @property
+    def estimate_db(self) -> float | None:
+        """Hole PSNR (dB) measured on held-out known pixels at the last validation: a quality estimate."""
+        return self.validation.estimate_db if self.validation else None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -94,6 +104,8 @@ class BatchSampler:
     def __init__(self, shot: Shot, cfg: TrainConfig, rng: torch.Generator, world: World = World()) -> None:
         self.shot, self.cfg, self.rng, self.world = shot, cfg, rng, world
         self.count = len(shot.frames)
+        self.keep: torch.Tensor | None = None
+        """(T, 1, H, W) where the loss may look, when pixels are held out for validation; else shot.valid."""
         height, width = shot.geometry.padded
         self.crop = (min(cfg.crop, height), min(cfg.crop, width)) if cfg.crop else None
 
@@ -113,7 +125,7 @@ class BatchSampler:
         index = (torch.arange(batch) + (step * self.world.size + self.world.rank) * batch) % self.count
         others = torch.randint(self.count, (batch,), generator=self.rng)
         images, own, other = shot.images[index], shot.holes[index], shot.holes[others]
-        valid = shot.valid.expand(batch, -1, -1, -1)
+        valid = shot.valid.expand(batch, -1, -1, -1) if self.keep is None else self.keep[index]
         height, width = shot.geometry.padded
         if self.crop is None:
             shift = (self._randint(height), self._randint(width))
@@ -179,9 +191,10 @@ class Regularizers:
             terms["ambiguity"] = cfg.ambiguity_weight * amb
         if cfg.stabilization_weight > 0:
             g = perturb.draw(images.shape[0], tuple(images.shape[-2:]), self.rng, affine=cfg.stabilize_affine,
-                             brightness=cfg.stabilize_brightness, blur=cfg.stabilize_blur)
+                             brightness=cfg.stabilize_brightness, blur=cfg.stabilize_blur,
+                             matte=cfg.stabilize_matte)
             moved = g.image(images)
-            coarse_g, refined_g = model(moved, g.mask(holes))
+            coarse_g, refined_g = model(moved, g.hole(holes))
             unknown = 1.0 - weight  # the own matte and the padding
             keep = (1.0 - torch.maximum(unknown, g.mask(unknown))) * g.coverage(images)
             stab = losses.stabilization(moved - images, coarse, refined, coarse_g, refined_g, keep)
@@ -190,7 +203,8 @@ class Regularizers:
 
 
 def _payload(cfg: TrainConfig, shot: Shot, model: Generator, optimizer: torch.optim.Optimizer,
-             rng: torch.Generator, step: int, finetune_from: int, world: World = World()) -> dict:
+             rng: torch.Generator, step: int, finetune_from: int, world: World = World(),
+             rule: StoppingRule | None = None) -> dict:
     extra = {}
     if world.distributed:
         # Every rank's generator, so that a resume with as many ranks continues exactly; a collective,
@@ -206,24 +220,25 @@ def _payload(cfg: TrainConfig, shot: Shot, model: Generator, optimizer: torch.op
         "optimizer": optimizer.state_dict(),
         "rng": rng.get_state(),
         "finetune_from": finetune_from,
+        "validation": rule.to_dict() if rule else {},
     }
 
 
 def _resume(path: Path, cfg: TrainConfig, shot: Shot, model: Generator, optimizer: torch.optim.Optimizer,
-            rng: torch.Generator, device: torch.device, world: World = World()) -> tuple[int, int]:
+            rng: torch.Generator, device: torch.device, world: World = World()) -> tuple[int, int, dict]:
     """Load a compatible checkpoint into the fresh state.
 
     Returns:
-        (step, finetune_from): the checkpoint's step and the step its fine-tune stage began at
-        (-1 when it had not); (0, -1) when no checkpoint fits.
+        (step, finetune_from, validation): the checkpoint's step, the step its fine-tune stage began
+        at (-1 when it had not) and its validation history; (0, -1, {}) when no checkpoint fits.
     """
     if not path.is_file():
-        return 0, -1
+        return 0, -1, {}
     data = ckpt.load(path, map_location=device)
     theirs = TrainConfig.from_dict(data["config"])
     if data["shot"].get("fingerprint") != shot.fingerprint():
         logger.warning("%s was trained on another shot; starting afresh", path)
-        return 0, -1
+        return 0, -1, {}
     # Only the schedule's lengths may differ, and, before the fine-tune stage has begun, the settings that
     # act only in it (the reference recipe: train, then decide to fine-tune). Anything else would make the
     # resumed run another run.
@@ -231,14 +246,14 @@ def _resume(path: Path, cfg: TrainConfig, shot: Shot, model: Generator, optimize
     if {k: v for k, v in theirs.to_dict().items() if k not in free} != {
             k: v for k, v in cfg.to_dict().items() if k not in free}:
         logger.warning("%s was trained with another configuration; starting afresh", path)
-        return 0, -1
+        return 0, -1, {}
     ckpt.restore(path, data, model, optimizer)
     ranks = data.get("rng_ranks") or [data["rng"]]
     rng.set_state(ranks[world.rank] if len(ranks) == world.size else data["rng"])
     if len(ranks) != world.size and world.distributed:
         rng.manual_seed(cfg.seed + 7919 * world.rank + int(data["step"]))  # another rank count: fresh draws
     logger.info("resuming from %s at step %d", path, data["step"])
-    return int(data["step"]), int(data.get("finetune_from", -1))
+    return int(data["step"]), int(data.get("finetune_from", -1)), dict(data.get("validation") or {})
 
 
 def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", checkpoint: Path | None = None,
@@ -263,12 +278,20 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
     cfg.validate()
     world = world or World()
     model, optimizer, rng = _new_state(cfg, device, world)
-    step, finetune_from = (_resume(Path(checkpoint), cfg, shot, model, optimizer, rng, device, world)
-                           if checkpoint and resume else (0, -1))
+    step, finetune_from, history = (_resume(Path(checkpoint), cfg, shot, model, optimizer, rng, device, world)
+                                    if checkpoint and resume else (0, -1, {}))
     sampler = BatchSampler(shot, cfg, rng, world)
+    validator = Validator(shot, cfg.seed) if cfg.validate_every else None
+    rule: StoppingRule | None = None
+    if validator is not None and validator.active:
+        sampler.keep = validator.keep()
+        rule = StoppingRule.from_dict(history, cfg.patience)
+    elif validator is not None:
+        logger.info("no frame has room for a validation hole: no quality estimate, no early stop")
+    converged = plateau = False
 
     def save() -> None:
-        payload = _payload(cfg, shot, model, optimizer, rng, step, finetune_from, world)
+        payload = _payload(cfg, shot, model, optimizer, rng, step, finetune_from, world, rule)
         if world.is_main:
             ckpt.save(checkpoint, payload)
 
@@ -286,7 +309,7 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
     while step < cfg.steps:
         tic = time.perf_counter()
         if regularizers is not None and finetune_from < 0 and world.agree(
-                step >= boundary or (budget_s > 0 and tic - started >= budget_boundary_s)):
+                step >= boundary or plateau or (budget_s > 0 and tic - started >= budget_boundary_s)):
             finetune_from = step
             optimizer = _new_optimizer(cfg, model)  # the reference restarts Adam for the fine-tune stage
             logger.info("step %d: fine-tune stage, with%s", step, " and".join(
@@ -316,7 +339,17 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
             logger.info("step %d/%d loss %.4f (%s) %.3f s/step", step, cfg.steps, running["total"],
                         " ".join(f"{k} {v:.4f}" for k, v in running.items() if k != "total"), seconds)
             window = []
-        if checkpoint and (step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_budget):
+        if rule is not None and validator is not None and (step % cfg.validate_every == 0 or step == cfg.steps):
+            error, psnr = validator.measure(model, device)
+            levelled = world.agree(rule.update(step, error, psnr)) and step < cfg.steps and not out_of_budget
+            logger.info("step %d: validation hole error %.4f, PSNR %.2f dB", step, error, psnr)
+            if levelled and cfg.regularized and finetune_from < 0:
+                logger.info("step %d: the validation error has levelled off; the fine-tune stage begins", step)
+                plateau = True
+            elif levelled:
+                logger.info("step %d: the validation error has levelled off; training ends", step)
+                converged = True
+        if checkpoint and (step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_budget or converged):
             save()
         if out_of_budget:
             logger.info("the budget of %g min is spent at step %d of %d", cfg.budget, step, cfg.steps)
@@ -326,11 +359,11 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
                 save()
             stopped = True
             break
-        if out_of_budget:
+        if out_of_budget or converged:
             break
     model.eval()
     return FitResult(model=model, step=step, stopped=stopped, out_of_budget=out_of_budget, losses=running,
-                     seconds=time.perf_counter() - started)
+                     seconds=time.perf_counter() - started, converged=converged, validation=rule)
 
 
 def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[Generator, dict]:

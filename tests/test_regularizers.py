@@ -114,6 +114,27 @@ def test_draws_stay_in_the_reference_ranges_and_parts_switch_off() -> None:
     assert torch.allclose(blurred.image(image).mean(dim=(2, 3)), image.mean(dim=(2, 3)), atol=0.02)
 
 
+def test_the_matte_jitter_grows_the_hole_against_a_still_picture() -> None:
+    image = _pattern()
+    mask = torch.zeros(1, 1, 20, 28)
+    mask[..., 8:12, 10:15] = 1
+    still = dict(affine=False, brightness=False, blur=False)
+    g = perturb.draw(1, (20, 28), torch.Generator().manual_seed(3), **still)
+    assert torch.allclose(g.image(image), image, atol=1e-6)  # the picture stays put
+    assert torch.equal(g.mask(mask), mask)  # so does the own matte, for the loss's keep region
+    hole = g.hole(mask)
+    assert set(hole.unique().tolist()) == {0.0, 1.0}
+    assert (hole >= mask).all() and hole.sum() > mask.sum()  # the matte stays hidden; the outline moves
+    ys, xs = (hole[0, 0] - mask[0, 0]).nonzero().T
+    reach = perturb.MATTE_SHIFT_PX + 0.5
+    assert (xs >= 10 - reach).all() and (xs < 15 + reach).all() and (ys >= 8 - reach).all() and (ys < 12 + reach).all()
+    # Switched off, the second pass's hole is g(M) itself, and the other draws are unchanged.
+    off = perturb.draw(1, (20, 28), torch.Generator().manual_seed(3), matte=False, **still)
+    assert torch.equal(off.hole(mask), mask)
+    plain = perturb.draw(1, (20, 28), torch.Generator().manual_seed(3), matte=False)
+    assert torch.equal(plain.theta, perturb.draw(1, (20, 28), torch.Generator().manual_seed(3)).theta)
+
+
 def test_gradients_reach_the_generator_through_each_term(tiny_shot: TinyShot) -> None:
     shot = _shot(tiny_shot)
     cfg = STAGED
