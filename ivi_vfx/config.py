@@ -114,7 +114,11 @@ class TrainConfig(JsonConfig):
     batch_size: int = 5
     """Frames per step; the reference takes 5 consecutive frames, cycling through the shot."""
     lr: float = 2e-4
-    """Adam learning rate (constant, as the reference)."""
+    """Adam learning rate (the peak of a schedule); the reference's is 2e-4."""
+    lr_schedule: str = "constant"
+    """'constant' (the reference) or 'cosine': from `lr` down to lr/20 over each stage, following
+    the larger of the stage's share of steps and of the budget's time, after a 10-step warm-up. A
+    short budget spent at a falling rate gets further than one spent at the reference's constant rate."""
     adam_betas: tuple[float, float] = (0.9, 0.999)
     """Adam (beta1, beta2)."""
     adam_eps: float = 1e-7
@@ -153,6 +157,7 @@ class TrainConfig(JsonConfig):
             (self.context_positions >= 16, "context_positions must be at least 16"),
             (self.batch_size >= 1, "batch_size must be at least 1"),
             (self.lr > 0, "lr must be positive"),
+            (self.lr_schedule in ("constant", "cosine"), "lr_schedule must be 'constant' or 'cosine'"),
             (self.work_size >= 16, "work_size must be at least 16 pixels"),
             (self.crop == 0 or self.crop >= 16, "crop must be 0 (whole frames) or at least 16 pixels"),
             (self.dilate >= 0, "dilate must be 0 or more pixels"),
@@ -237,7 +242,8 @@ class HiresConfig(JsonConfig):
     steps: int = 0
     """Training steps of each finer scale; 0: 300 on a CPU, 2000 on a GPU."""
     budget: float = 0.0
-    """Most minutes of training for each finer scale; 0: 2 on a CPU, no limit on a GPU."""
+    """Most minutes of training for each finer scale; 0: no limit, except with automatic steps on a CPU,
+    where it is 2 (steps given explicitly are run in full, which makes a run reproducible)."""
     batch_size: int = 8
     """Patches per step."""
     width: int = 24
@@ -276,7 +282,8 @@ class HiresConfig(JsonConfig):
         gpu = device.startswith("cuda")
         return dataclasses.replace(
             self, patch=self.patch or (128 if gpu else 64), tile=self.tile or (1024 if gpu else 384),
-            steps=self.steps or (2000 if gpu else 300), budget=self.budget or (0.0 if gpu else 2.0))
+            steps=self.steps or (2000 if gpu else 300),
+            budget=self.budget or (2.0 if not gpu and not self.steps else 0.0))
 
 
 def _valid_scales(text: str) -> bool:
@@ -333,7 +340,13 @@ class PropagateConfig(JsonConfig):
     (without them the network only ever sees the key frames' background, and calls anything
     new object). 0 trains on the key frames alone, as the reference."""
     other_frames: float = 0.5
-    """Share of the samples drawn on other frames once a self-training round has run."""
+    """Share of the samples drawn on other frames (those near a key from the start, see max_speed;
+    every frame once a self-training round has run)."""
+    max_speed: float = 0.03
+    """The fastest the object moves across the frame, as a share of the working frame's longest
+    side per frame: on a frame t frames from a key, what lies farther than margin + max_speed * t
+    from the key matte is background from the first step on (the object cannot be there). 0 makes
+    no such assumption (other frames then teach only after a self-training round)."""
     margin: float = 0.06
     """Safety band around a self-training matte left out of the loss (neither object nor
     background), as a share of the working frame's longest side."""
@@ -348,6 +361,7 @@ class PropagateConfig(JsonConfig):
             (0.0 <= self.other_frames <= 1.0, "other_frames must lie between 0 and 1"),
             (0.0 <= self.margin < 1.0, "margin must lie between 0 and 1 (a share of the frame)"),
             (0.0 <= self.track < 1.0, "track must lie between 0 and 1 (a share of the frame)"),
+            (self.max_speed >= 0.0, "max_speed must be 0 (no limit) or a positive share of the frame per frame"),
             (self.width >= 2, "width must be at least 2"),
             (self.steps >= 0, "steps must be 0 or more"),
             (self.budget >= 0, "budget must be 0 (no limit) or a positive number of minutes"),

@@ -21,6 +21,7 @@ training 2N steps equals N steps, a stop, and N resumed steps.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -167,6 +168,25 @@ def _new_optimizer(cfg: TrainConfig, model: Generator) -> torch.optim.Adam:
     return torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps)
 
 
+LR_FLOOR = 0.05
+"""The cosine schedule ends each stage at this share of cfg.lr."""
+WARMUP_STEPS = 10
+
+
+def learning_rate(cfg: TrainConfig, stage_step: int, progress: float) -> float:
+    """The learning rate of a step.
+
+    Args:
+        stage_step: steps taken so far in the current stage (the fine-tune stage starts again at 0).
+        progress: how far the stage is, 0..1 (the larger of its steps' and its time budget's share).
+    """
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    warm = min(1.0, (stage_step + 1) / WARMUP_STEPS)
+    floor = cfg.lr * LR_FLOOR
+    return warm * (floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0))))
+
+
 def _new_state(cfg: TrainConfig, device: torch.device,
                world: World = World()) -> tuple[Generator, torch.optim.Adam, torch.Generator]:
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
@@ -299,6 +319,7 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
     boundary = cfg.steps - cfg.finetune_steps
     model.train()
     started, window, stopped, out_of_budget = time.perf_counter(), [], False, False
+    stage_started = started
     budget_s = cfg.budget * 60.0
     # With a budget, the fine-tune stage also begins when its share of the budget remains.
     budget_boundary_s = budget_s * (1.0 - cfg.finetune_steps / max(cfg.steps, 1))
@@ -310,7 +331,7 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
         tic = time.perf_counter()
         if regularizers is not None and finetune_from < 0 and world.agree(
                 step >= boundary or plateau or (budget_s > 0 and tic - started >= budget_boundary_s)):
-            finetune_from = step
+            finetune_from, stage_started = step, tic
             optimizer = _new_optimizer(cfg, model)  # the reference restarts Adam for the fine-tune stage
             logger.info("step %d: fine-tune stage, with%s", step, " and".join(
                 name for name, on in ((" anti-ambiguity", cfg.ambiguity_weight > 0),
@@ -321,6 +342,16 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
         if finetune_from >= 0 and regularizers is not None:
             terms |= regularizers(model, images, holes, weight, coarse, refined)
         total = torch.stack(list(terms.values())).sum()
+        if cfg.lr_schedule != "constant":
+            # Where this step lies in its stage, by steps and, under a budget, by time.
+            in_stage, span = (step - finetune_from, cfg.finetune_steps) if finetune_from >= 0 else (step, boundary if regularizers is not None else cfg.steps)
+            progress = in_stage / max(span, 1)
+            if budget_s > 0:
+                stage_start = stage_started - started if finetune_from >= 0 else 0.0
+                stage_span = (budget_s if finetune_from >= 0 or regularizers is None else budget_boundary_s) - stage_start
+                progress = max(progress, (tic - started - stage_start) / max(stage_span, 1e-9))
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(cfg, in_stage, progress)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         world.average_gradients(model)

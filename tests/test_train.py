@@ -1,6 +1,7 @@
 """Internal training: seeded and deterministic, checkpoints that carry their config, exact resume."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,34 @@ def test_config_round_trip_and_errors() -> None:
         cfg.replace(budget=-1.0)
     with pytest.raises(ValueError, match="unknown preset 'fast'.*paper"):
         preset_config("fast")
+
+
+def test_the_cosine_schedule_warms_up_falls_to_its_floor_and_restarts_for_the_fine_tune_stage(
+        tiny_shot: TinyShot) -> None:
+    from ivi_vfx.train import LR_FLOOR, WARMUP_STEPS, learning_rate
+
+    cfg = TINY.replace(lr=1e-3, lr_schedule="cosine")
+    assert learning_rate(TINY, 0, 0.7) == TINY.lr  # the reference's constant rate
+    assert learning_rate(cfg, 0, 0.0) == pytest.approx(1e-3 / WARMUP_STEPS)
+    assert learning_rate(cfg, WARMUP_STEPS, 0.0) == pytest.approx(1e-3)
+    assert learning_rate(cfg, 500, 0.5) == pytest.approx(1e-3 * (1 + LR_FLOOR) / 2)
+    assert learning_rate(cfg, 500, 1.0) == pytest.approx(1e-3 * LR_FLOOR)
+    # In a run: the optimiser's rate falls over the first stage and starts again in the fine-tune stage.
+    shot = _shot(tiny_shot)
+    staged = cfg.replace(steps=40, finetune_steps=20, stabilization_weight=0.0, validate_every=0)
+    seen: list[float] = []
+    original = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):  # noqa: ANN001
+        seen.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    torch.optim.Adam.step = spy
+    try:
+        fit(shot, staged)
+    finally:
+        torch.optim.Adam.step = original
+    assert len(seen) == 40
+    assert seen[WARMUP_STEPS] == pytest.approx(1e-3 * (LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * 0.5))))
+    assert seen[19] < seen[12] < seen[WARMUP_STEPS] and seen[19] == pytest.approx(learning_rate(cfg, 19, 19 / 20))
+    assert seen[20] == pytest.approx(1e-3 / WARMUP_STEPS) and seen[30] > seen[39]
