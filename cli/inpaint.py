@@ -13,7 +13,7 @@ from ivi_vfx.train import resolve_device
 
 from . import options
 from .main import StopFlag
-from .progress import Progress
+from .progress import Progress, quality_note
 
 
 @click.command()
@@ -31,8 +31,8 @@ def inpaint(plate: str | None, mask: str | None, frames: list[int] | None, mask_
             key_mask: str | None, key_frames: list[int] | None, out: str, overwrite: bool,
             preset: str | None, steps: int | None, budget: float | None, finetune_steps: int | None,
             encoder: str | None, work_size: int | None, dilate: int | None, seed: int | None,
-            device: str, scales: str, patch_size: int, tile_size: int, checkpoint: Path | None, resume: bool,
-            progress_format: str) -> None:
+            device: str, scales: str, patch_size: int, scale_steps: int, tile_size: int, checkpoint: Path | None,
+            resume: bool, progress_format: str) -> None:
     """Fill the matte of a plate sequence and write the clean plate (alpha = the matte).
 
     The matte is a sequence (--mask), or is predicted for every frame from the object's roto on a
@@ -55,9 +55,9 @@ def inpaint(plate: str | None, mask: str | None, frames: list[int] | None, mask_
     cfg = preset_config(name).rescheduled(steps).replace(
         budget=budget, finetune_steps=finetune_steps, encoder=encoder, work_size=work_size, dilate=dilate, seed=seed)
     try:
-        hires = HiresConfig(scales=scales, patch=patch_size, tile=tile_size).validate()
+        hires = HiresConfig(scales=scales, patch=patch_size, tile=tile_size, steps=scale_steps).validate()
     except ConfigError as exc:
-        raise click.BadParameter(str(exc), param_hint="--scales/--patch-size/--tile-size") from exc
+        raise click.BadParameter(str(exc), param_hint="--scales/--patch-size/--scale-steps/--tile-size") from exc
     stop = StopFlag()
     stop.install()
     with Progress(fmt=progress_format) as progress:
@@ -68,4 +68,4 @@ def inpaint(plate: str | None, mask: str | None, frames: list[int] | None, mask_
             result = inpaint_from_keys(plate, key_mask, key_frames or [], out, cfg, propagation, **common)
         else:
             result = run_inpaint(plate, mask, out, cfg, **common)
-    click.echo(f"wrote {len(result.written)} frames: {out}", err=True)
+    click.echo(f"wrote {len(result.written)} frames{quality_note(result.fit)}: {out}", err=True)

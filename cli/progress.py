@@ -65,3 +65,11 @@ class Progress:
             if self.fmt in ("openjd", "both"):
                 self._write(f"openjd_progress: {percent}")
         self.last = percent
+
+
+def quality_note(fit: object) -> str:
+    """', quality estimate 24.1 dB (converged)' from a FitResult, or '' when the run measured none."""
+    estimate = getattr(fit, "estimate_db", None)
+    if estimate is None:
+        return ""
+    return f", quality estimate {estimate:.1f} dB hole PSNR" + (" (converged)" if getattr(fit, "converged", False) else "")

@@ -10,7 +10,7 @@ from ivi_vfx.pipeline import train_job
 
 from . import options
 from .main import StopFlag
-from .progress import Progress
+from .progress import Progress, quality_note
 
 
 @click.command()
@@ -36,4 +36,4 @@ def train(job_file: Path | None, checkpoint_dir: Path | None, device: str, resum
     stop.install()
     with Progress(fmt=progress_format) as progress:
         result = train_job(spec, device=device, resume=resume, on_progress=progress, should_stop=stop)
-    click.echo(f"trained {result.step} steps: {spec.checkpoint_dir}", err=True)
+    click.echo(f"trained {result.step} steps{quality_note(result)}: {spec.checkpoint_dir}", err=True)

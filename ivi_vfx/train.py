@@ -61,6 +61,8 @@ class StepInfo:
     """Wall time of this step, in seconds."""
     fraction: float = 0.0
     """How far the run is, 0..1: the larger of the steps' share and the budget's share spent."""
+    model: torch.nn.Module | None = None
+    """The generator being trained (for callers that copy it at chosen moments; do not modify)."""
 
 
 @dataclass
@@ -384,7 +386,7 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
             save()
         if out_of_budget:
             logger.info("the budget of %g min is spent at step %d of %d", cfg.budget, step, cfg.steps)
-        info = StepInfo(step, cfg.steps, values, seconds, min(fraction, 1.0))
+        info = StepInfo(step, cfg.steps, values, seconds, min(fraction, 1.0), model)
         if world.agree(on_step is not None and bool(on_step(info))) and step < cfg.steps and not out_of_budget:
             if checkpoint:
                 save()

@@ -31,6 +31,9 @@ def test_inpaint_writes_every_frame_with_progress_lines(tiny_shot: TinyShot, tmp
     percents = [int(line.split()[1].rstrip("%")) for line in r.stdout.splitlines() if line.startswith("Progress:")]
     assert percents[-1] == 100 and percents == sorted(percents)
     assert "step 3/3" in r.stderr  # the per-interval log line
+    # The last step validates on held-out known pixels: the user gets a quality estimate, no truth needed.
+    estimate = [line for line in r.stderr.splitlines() if line.startswith("wrote 5 frames, quality estimate ")]
+    assert len(estimate) == 1 and estimate[0].split()[6] == "dB", r.stderr
     alpha = OpenEXR.File(str(out / "clean.1003.exr"), separate_channels=True).channels()["A"].pixels
     assert np.array_equal(alpha.astype(np.float32), tiny_shot.mattes[2])
 

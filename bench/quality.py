@@ -1,0 +1,162 @@
+"""Hole PSNR against training time, beside the peers, on the public shots of the shared harness.
+
+Per shot, one training run with a preset and a budget. At each time mark (minutes of training)
+the model is copied; after training, each copy renders the shot and the shared scorer measures
+it. So one run gives the whole curve, and the copies' renders are not counted as training time.
+Beside each mark: the trainer's own quality estimate (hole PSNR on held-out known pixels,
+validation.py), which needs no ground truth. The peers of the shared harness (telea, median,
+shiftmap) are run once per shot. Prints a markdown table and writes a PNG plot.
+
+usage: python bench/quality.py [--clips pan_astronaut,fixed_rocket,davis_blackswan_fixed,davis_bmx_objswan]
+                               [--preset cpu] [--budget 10] [--marks 1,2,4,6,8,10] [--set lr=1e-3 ...]
+                               [--work /tmp/ivi_quality_curve] [--plot quality.png]
+Needs opencv-contrib-python-headless, scikit-image and matplotlib besides the project.
+Timed: run it alone on the machine.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+PEERS = ("telea", "median", "shiftmap")
+
+
+def _value(text: str) -> object:
+    """A --set value as JSON when it parses (numbers, booleans), else the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def curve(clip: Path, out: Path, cfg, marks: list[float]) -> list[dict]:
+    """Train on one shot with snapshots at the marks (minutes); render and score each snapshot."""
+    from score import score  # the shared harness's scorer
+
+    from ivi_vfx.io.sequence import find_sequence, output_sequence
+    from ivi_vfx.pipeline import render_shot
+    from ivi_vfx.shot import load_shot
+    from ivi_vfx.train import fit
+
+    plate = find_sequence(str(clip / "plate.####.exr"))
+    shot = load_shot(plate, find_sequence(str(clip / "mask.####.exr"), plate.frames), work_size=cfg.work_size)
+    snapshots: list[dict] = []
+    pending = sorted(marks)
+    started = time.perf_counter()
+
+    def on_step(info) -> bool:
+        minutes = (time.perf_counter() - started) / 60.0
+        while pending and minutes >= pending[0]:
+            snapshots.append({"mark": pending.pop(0), "step": info.step, "minutes": minutes,
+                              "state": copy.deepcopy(info.model.state_dict())})
+        return False
+
+    result = fit(shot, cfg, device="cpu", on_step=on_step)
+    total = (time.perf_counter() - started) / 60.0
+    snapshots.append({"mark": total, "step": result.step, "minutes": total, "state": None, "final": True})
+    history = result.validation.history if result.validation else []
+    rows = []
+    model = result.model
+    final_state = copy.deepcopy(model.state_dict())
+    for snap in snapshots:
+        model.load_state_dict(snap["state"] if snap["state"] is not None else final_state)
+        model.eval()
+        folder = out / f"m{snap['mark']:.2f}"
+        render_shot(model, shot, output_sequence(str(folder / "clean.####.exr"), plate.frames),
+                    device=torch.device("cpu"), overwrite=True)
+        scored = score(str(clip), str(folder / "clean.####.exr"))
+        seen = [h for h in history if h[0] <= snap["step"]]
+        rows.append({"minutes": snap["minutes"], "step": snap["step"], "psnr_hole": scored["psnr_hole"],
+                     "flicker": scored["flicker"], "estimate": seen[-1][2] if seen else None,
+                     "final": bool(snap.get("final")), "converged": result.converged})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clips", default="pan_astronaut,fixed_rocket,davis_blackswan_fixed,davis_bmx_objswan")
+    ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--budget", type=float, default=10.0, help="minutes of training per shot")
+    ap.add_argument("--marks", default="1,2,4,6,8", help="minutes at which to score a copy of the model")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="change a field of the preset's TrainConfig (repeatable)")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/ivi_quality_curve"))
+    ap.add_argument("--plot", type=Path, default=None, help="PNG to write (default: WORK/quality.png)")
+    ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    a = ap.parse_args()
+    bench = a.shared / "bench"
+    sys.path.insert(0, str(bench))
+    import subprocess
+
+    from baselines import run as run_peer
+    from score import score
+
+    from ivi_vfx.config import preset_config
+
+    torch.set_num_threads(torch.get_num_threads())
+    changes = dict(item.split("=", 1) for item in a.set)
+    cfg = preset_config(a.preset).replace(budget=a.budget, steps=10**7, **{k: _value(v) for k, v in changes.items()})
+    clips = a.work / "clips"
+    names = a.clips.split(",")
+    if not all((clips / n / "gt.1001.exr").exists() for n in names):
+        subprocess.run([sys.executable, str(bench / "clips.py"), str(clips)], check=True, capture_output=True)
+    marks = [float(m) for m in a.marks.split(",") if float(m) < a.budget]
+    results: dict[str, dict] = {}
+    for name in names:
+        clip = clips / name
+        peers = {}
+        for peer in PEERS:
+            folder = a.work / name / peer
+            run_peer(peer, str(clip), str(folder))
+            peers[peer] = score(str(clip), str(folder / "clean.####.exr"))["psnr_hole"]
+        rows = curve(clip, a.work / name / "ivi", cfg, marks)
+        results[name] = {"peers": peers, "rows": rows}
+        print(f"{name}: done, {rows[-1]['step']} steps", file=sys.stderr, flush=True)
+    (a.work / "results.json").write_text(json.dumps(results, indent=1))
+
+    label = f"preset {a.preset}" + "".join(f", {k}={v}" for k, v in changes.items())
+    print(f"\n{label}, budget {a.budget:g} min of training per shot (2-core CPU unless said); hole PSNR dB, sRGB\n")
+    print("| shot | minutes | steps | hole PSNR | estimate (no truth) | best peer | margin |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r in results.items():
+        best = max(r["peers"].values())
+        for row in r["rows"]:
+            estimate = f"{row['estimate']:.2f}" if row["estimate"] is not None else "-"
+            end = " (end" + (", converged" if row["converged"] else "") + ")" if row["final"] else ""
+            print(f"| {name} | {row['minutes']:.1f}{end} | {row['step']} | {row['psnr_hole']:.2f} | {estimate} | "
+                  f"{best:.2f} ({max(r['peers'], key=r['peers'].get)}) | {row['psnr_hole'] - best:+.2f} |")
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(4 * len(results), 3.4), squeeze=False)
+    for ax, (name, r) in zip(axes[0], results.items()):
+        xs = [row["minutes"] for row in r["rows"]]
+        ax.plot(xs, [row["psnr_hole"] for row in r["rows"]], "o-", label="ivi (true)")
+        est = [(row["minutes"], row["estimate"]) for row in r["rows"] if row["estimate"] is not None]
+        if est:
+            ax.plot(*zip(*est), "x--", label="ivi estimate")
+        for peer, value in r["peers"].items():
+            ax.axhline(value, lw=0.8, ls=":", color={"telea": "C2", "median": "C3", "shiftmap": "C4"}[peer],
+                       label=peer)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("training minutes")
+        ax.set_ylabel("hole PSNR (dB)")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(label, fontsize=9)
+    fig.tight_layout()
+    plot = a.plot or a.work / "quality.png"
+    fig.savefig(plot, dpi=110)
+    print(f"\nplot: {plot}")
+
+
+if __name__ == "__main__":
+    main()
