@@ -27,7 +27,7 @@ test: $(STAMP)
 
 # The quality harness of ../shared/bench on the public shots (slow: up to 10 minutes a shot on a CPU).
 quality: $(STAMP)
-	$(BIN)/pip install --quiet opencv-contrib-python-headless scikit-image
+	$(BIN)/pip install --quiet opencv-contrib-python-headless scikit-image matplotlib
 	$(BIN)/python bench/quality_harness.py
 
 clean:

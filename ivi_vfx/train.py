@@ -372,7 +372,8 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
             logger.info("step %d/%d loss %.4f (%s) %.3f s/step", step, cfg.steps, running["total"],
                         " ".join(f"{k} {v:.4f}" for k, v in running.items() if k != "total"), seconds)
             window = []
-        if rule is not None and validator is not None and (step % cfg.validate_every == 0 or step == cfg.steps):
+        if rule is not None and validator is not None and (step % cfg.validate_every == 0 or step == cfg.steps
+                                                          or out_of_budget):
             error, psnr = validator.measure(model, device)
             levelled = world.agree(rule.update(step, error, psnr)) and step < cfg.steps and not out_of_budget
             logger.info("step %d: validation hole error %.4f, PSNR %.2f dB", step, error, psnr)
