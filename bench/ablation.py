@@ -8,7 +8,9 @@ then, from that same checkpoint, --finetune more steps in each variant:
   stab-paper     + the same with the paper's g (affine, brightness, blur)
   stabilize      + the same with our g (the paper's and the matte's own jitter: the default)
   both           + anti-ambiguity and stabilisation (the defaults)
-Each variant runs in its own process, so its peak memory (max RSS) is its own. Prints one
+Each variant runs in its own process, so its peak memory (max RSS) is its own. Results are kept
+in the work folder (result.json per variant): running again with other --variants adds to them,
+and `rm -r WORK/SHOT` starts a shot afresh. Prints one
 markdown table: hole PSNR, SSIM and flicker (from the shared scorer); the fill's own change from
 frame to frame where both frames are filled ("fill motion"; the truth's there, grain, is printed
 below the table); fine-tune seconds per step and peak memory.
@@ -115,9 +117,17 @@ def main() -> None:
             print(f"{name}: stage 1, {a.steps} steps, {time.perf_counter() - tic:.0f} s", file=sys.stderr, flush=True)
             pattern = str(a.work / name / "stage1" / "clean.####.exr")
             motion, grain[name] = fill_motion(clip, pattern)
-            base = {**first, **score(str(clip), pattern), "fill_motion": motion}
+            base = {**first, **score(str(clip), pattern), "fill_motion": motion, "grain": grain[name]}
+            (a.work / name / "stage1" / "result.json").write_text(json.dumps(base))
+        if (a.work / name / "stage1" / "result.json").exists():
+            base = json.loads((a.work / name / "stage1" / "result.json").read_text())
+            grain[name] = base["grain"]
             rows.append({"clip": name, **base, "variant": f"stage 1 only ({a.steps} steps)"})
         for variant in a.variants.split(","):
+            done = a.work / name / variant / "result.json"
+            if done.exists():  # measured by an earlier run with the same stage 1: kept, not run again
+                rows.append({"clip": name, **json.loads(done.read_text())})
+                continue
             ckpt = a.work / name / f"{variant}.ckpt"
             shutil.copyfile(stage1, ckpt)
             out = a.work / name / variant
@@ -130,7 +140,9 @@ def main() -> None:
             got = json.loads(run.stdout.splitlines()[-1])
             pattern = str(out / "clean.####.exr")
             motion, grain[name] = fill_motion(clip, pattern)
-            rows.append({"clip": name, **got, **score(str(clip), pattern), "fill_motion": motion})
+            result = {**got, **score(str(clip), pattern), "fill_motion": motion}
+            done.write_text(json.dumps(result))
+            rows.append({"clip": name, **result})
             print(f"{name}: {variant} done in {got['seconds']:.0f} s", file=sys.stderr, flush=True)
     print(f"\nstage 1: {a.steps} reconstruction steps (cpu preset network at up to {a.work_size} px, shared by all "
           f"variants); then {a.finetune} steps per variant\n")
