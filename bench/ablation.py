@@ -3,6 +3,8 @@
 Per shot: one reconstruction-only stage of --steps steps (the reference recipe's first stage),
 then, from that same checkpoint, --finetune more steps in each variant:
   none           reconstruction continued (no regularizer), the baseline at equal steps
+  restart        the fine-tune stage with no regularizer (anti-ambiguity at weight 1e-9): Adam
+                 restarts as in every regularized variant; the control for the restart itself
   ambiguity      + the anti-ambiguity (contextual) term, weight 0.1
   stab-reference + the stabilisation terms, weight 0.2, with the reference code's g (affine only)
   stab-paper     + the same with the paper's g (affine, brightness, blur)
@@ -36,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 VARIANTS = {
     "none": {"ambiguity_weight": 0.0, "stabilization_weight": 0.0},
+    "restart": {"ambiguity_weight": 1e-9, "stabilization_weight": 0.0},
     "ambiguity": {"stabilization_weight": 0.0},
     "stab-reference": {"ambiguity_weight": 0.0, "stabilize_brightness": False, "stabilize_blur": False,
                        "stabilize_matte": False},
