@@ -10,6 +10,7 @@ then, from that same checkpoint, --finetune more steps in each variant:
   stab-paper     + the same with the paper's g (affine, brightness, blur)
   stabilize      + the same with our g (the paper's and the matte's own jitter: the default)
   both           + anti-ambiguity and stabilisation (the defaults)
+  *-kept         ambiguity, stabilize, both with Adam's moments kept across the stage boundary
 Each variant runs in its own process, so its peak memory (max RSS) is its own. Results are kept
 in the work folder (result.json per variant): running again with other --variants adds to them,
 and `rm -r WORK/SHOT` starts a shot afresh. Prints one
@@ -45,6 +46,10 @@ VARIANTS = {
     "stab-paper": {"ambiguity_weight": 0.0, "stabilize_matte": False},
     "stabilize": {"ambiguity_weight": 0.0},
     "both": {},
+    # The same without the Adam restart at the stage boundary (finetune_restart=False).
+    "ambiguity-kept": {"stabilization_weight": 0.0, "finetune_restart": False},
+    "stabilize-kept": {"ambiguity_weight": 0.0, "finetune_restart": False},
+    "both-kept": {"finetune_restart": False},
 }
 
 
@@ -89,7 +94,7 @@ def main() -> None:
     ap.add_argument("--clips", default="deficient_coffee,davis_bmx_objswan")
     ap.add_argument("--steps", type=int, default=400, help="reconstruction-only steps, shared by every variant")
     ap.add_argument("--finetune", type=int, default=150, help="fine-tune steps of each variant")
-    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--variants", default="none,restart,ambiguity,stab-reference,stab-paper,stabilize,both")
     ap.add_argument("--work-size", type=int, default=256, help="working resolution's longest side (cpu preset: 256)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/ivi_ablation"))
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared")

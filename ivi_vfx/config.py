@@ -88,6 +88,9 @@ class TrainConfig(JsonConfig):
     """The last this-many of `steps` form the fine-tune stage, where the regularizers join the
     reconstruction loss (the reference recipe: 50,000 reconstruction steps, then 20,000-40,000
     with them, Adam restarted between the two). 0: reconstruction only, the reference's default."""
+    finetune_restart: bool = True
+    """Start the fine-tune stage with a fresh Adam, as the reference recipe does (it reloads weights
+    only). False keeps Adam's moments across the boundary (see bench/ablation.py for the difference)."""
     ambiguity_weight: float = 0.1
     """Weight of the anti-ambiguity (contextual) term in the fine-tune stage; 0 switches it off."""
     stabilization_weight: float = 0.2

@@ -42,8 +42,8 @@ logger = logging.getLogger(__name__)
 
 SCHEDULE_KEYS = {"steps", "finetune_steps", "budget", "log_every", "checkpoint_every", "patience"}
 """Config fields a resumed run may change at any time."""
-FINETUNE_KEYS = {"ambiguity_weight", "stabilization_weight", "stabilize_affine", "stabilize_brightness",
-                 "stabilize_blur", "stabilize_matte", "encoder", "context_positions"}
+FINETUNE_KEYS = {"finetune_restart", "ambiguity_weight", "stabilization_weight", "stabilize_affine",
+                 "stabilize_brightness", "stabilize_blur", "stabilize_matte", "encoder", "context_positions"}
 """Config fields that act only in the fine-tune stage: free to change until it begins."""
 
 
@@ -334,7 +334,8 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
         if regularizers is not None and finetune_from < 0 and world.agree(
                 step >= boundary or plateau or (budget_s > 0 and tic - started >= budget_boundary_s)):
             finetune_from, stage_started = step, tic
-            optimizer = _new_optimizer(cfg, model)  # the reference restarts Adam for the fine-tune stage
+            if cfg.finetune_restart:
+                optimizer = _new_optimizer(cfg, model)  # the reference restarts Adam for the fine-tune stage
             logger.info("step %d: fine-tune stage, with%s", step, " and".join(
                 name for name, on in ((" anti-ambiguity", cfg.ambiguity_weight > 0),
                                       (" stabilisation", cfg.stabilization_weight > 0)) if on))

@@ -221,3 +221,25 @@ def test_a_reconstruction_checkpoint_can_be_fine_tuned_with_any_regularizer(tiny
     again = fit(shot, STAGED.replace(steps=10, finetune_steps=6, ambiguity_weight=0.5), checkpoint=ckpt,
                 on_step=lambda info: info.step == 1)
     assert again.step == 1
+
+
+def test_the_fine_tune_stage_restarts_adam_unless_told_to_keep_it(tiny_shot: TinyShot) -> None:
+    shot = _shot(tiny_shot)
+    cfg = STAGED.replace(stabilization_weight=0.0, validate_every=0)
+    optimizers: list[int] = []
+    original = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):  # noqa: ANN001
+        optimizers.append(id(self))
+        return original(self, *args, **kwargs)
+
+    torch.optim.Adam.step = spy
+    try:
+        fit(shot, cfg)
+        restarted, optimizers[:] = list(optimizers), []
+        fit(shot, cfg.replace(finetune_restart=False))
+        kept = list(optimizers)
+    finally:
+        torch.optim.Adam.step = original
+    assert len(set(restarted[:4])) == 1 and len(set(restarted[4:])) == 1 and restarted[3] != restarted[4]
+    assert len(set(kept)) == 1 and len(kept) == 8
