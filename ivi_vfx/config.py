@@ -147,6 +147,15 @@ class TrainConfig(JsonConfig):
     """Steps between two log lines."""
     checkpoint_every: int = 1000
     """Steps between two checkpoints (one is always written at the end and on a stop)."""
+    channels_last: bool = True
+    """Run the generator with NHWC activations and weights (runtime.py); the same network and values."""
+    precision: str = "auto"
+    """Convolutions' dtype in training: 'auto' (fp32 on a CPU, bf16 on a GPU that has it, else fp16),
+    'fp32', 'bf16' or 'fp16' (with loss scaling on CUDA). Weights and losses stay fp32 (runtime.py)."""
+    compile: bool = False
+    """torch.compile the generator; pays only when the run is long enough to repay its compile time."""
+    threads: int = 0
+    """Intra-op CPU threads; 0: one per core left free by other work when training starts (runtime.py)."""
 
     def _checks(self) -> list[tuple[bool, str]]:
         return [
@@ -166,6 +175,8 @@ class TrainConfig(JsonConfig):
             (self.dilate >= 0, "dilate must be 0 or more pixels"),
             (self.validate_every >= 0 and self.patience >= 0, "validate_every and patience must be 0 or more"),
             (self.log_every >= 1 and self.checkpoint_every >= 1, "log_every and checkpoint_every must be at least 1"),
+            (self.precision in ("auto", "fp32", "bf16", "fp16"), "precision must be auto, fp32, bf16 or fp16"),
+            (self.threads >= 0, "threads must be 0 (automatic) or more"),
         ]
 
     @property
