@@ -228,17 +228,10 @@ def level_hole(matte: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return masks.downsample(torch.from_numpy(matte)[None, None].float(), size)[0, 0].numpy() > 0
 
 
-def _grow(box: Box, margin: int, size: tuple[int, int], least: int) -> Box:
-    """`box` grown by `margin` on each side, at least `least` pixels each way where `size` allows, clipped."""
+def _grow(box: Box, margin: int, size: tuple[int, int]) -> Box:
+    """`box` grown by `margin` pixels on each side, clipped to a canvas of `size` (h, w)."""
     y0, y1, x0, x1 = box
-    y0, y1, x0, x1 = y0 - margin, y1 + margin, x0 - margin, x1 + margin
-    out = []
-    for a, b, n in ((y0, y1, size[0]), (x0, x1, size[1])):
-        short = max(0, min(least, n) - (b - a))
-        a, b = a - short // 2, b + short - short // 2
-        shift = max(0, -a) - max(0, b - n)  # slide back inside the canvas before clipping
-        out += [max(0, a + shift), min(n, b + shift)]
-    return out[0], out[1], out[2], out[3]
+    return max(0, y0 - margin), min(size[0], y1 + margin), max(0, x0 - margin), min(size[1], x1 + margin)
 
 
 def matte_bounds(hole: np.ndarray) -> Box | None:
@@ -292,7 +285,7 @@ def collect_crops(shot: Shot, scales: list[float], patch: int) -> list[list[Crop
             size = level_size((h, w), scale)
             # Only the neighbourhood is needed: scale that part of the frame, with a margin for the filter.
             margin = math.ceil(patch / max(scale, 1e-6)) + 4
-            box = _grow(bounds, margin, (h, w), 0)
+            box = _grow(bounds, margin, (h, w))
             # The same box at this scale, aligned to whole level pixels so that the scaled crop is exact.
             ly0, ly1 = math.floor(box[0] * size[0] / h), math.ceil(box[1] * size[0] / h)
             lx0, lx1 = math.floor(box[2] * size[1] / w), math.ceil(box[3] * size[1] / w)
