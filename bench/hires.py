@@ -4,7 +4,7 @@ For each size, writes a procedural shot with known ground truth into a temporary
 grainy texture (multi-octave value noise, a fine woven pattern with a 5-7 pixel period, per-pixel
 grain) panning 3 px right and 1 px down a frame, with a foreign object (an orange disc with its
 own texture) moving across it; the matte is the disc grown by 2 pixels. 24 frames of half RGBA,
-zip-compressed, as a scanned plate would be.
+zip-compressed (`--compression`), as a scanned plate would be.
 
 Then runs `ivi-render inpaint` twice, each a separate process:
 
@@ -107,22 +107,22 @@ class Scene:
         return rgba, matte.astype(np.float32)
 
 
-def _write(path: Path, pixels: np.ndarray, channels: tuple[str, ...]) -> None:
+def _write(path: Path, pixels: np.ndarray, channels: tuple[str, ...], compression: str = "zip") -> None:
     height, width, count = pixels.shape
     spec = oiio.ImageSpec(width, height, count, "half")
     spec.channelnames = channels
-    spec.attribute("compression", "zip")
+    spec.attribute("compression", compression)
     out = oiio.ImageOutput.create("openexr")
     if not (out.open(str(path), spec) and out.write_image(np.ascontiguousarray(pixels)) and out.close()):
         raise OSError(f"cannot write {path}: {out.geterror()}")
 
 
-def write_scene(scene: Scene, folder: Path) -> tuple[str, str]:
+def write_scene(scene: Scene, folder: Path, compression: str = "zip") -> tuple[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
     for t in range(scene.frames):
         rgba, matte = scene.plate(t)
-        _write(folder / f"plate.{1001 + t}.exr", rgba, ("R", "G", "B", "A"))
-        _write(folder / f"mask.{1001 + t}.exr", matte[..., None], ("A",))
+        _write(folder / f"plate.{1001 + t}.exr", rgba, ("R", "G", "B", "A"), compression)
+        _write(folder / f"mask.{1001 + t}.exr", matte[..., None], ("A",), compression)
     return str(folder / "plate.####.exr"), str(folder / "mask.####.exr")
 
 
@@ -190,6 +190,7 @@ def main() -> None:
     parser.add_argument("--scale-steps", type=int, default=300, help="training steps of each finer scale")
     parser.add_argument("--tile-size", type=int, default=0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--compression", default="zip", help="of the plates (and so of the outputs): zip, none...")
     parser.add_argument("--keep", type=Path, default=None, help="keep shots, outputs and logs in this folder")
     args = parser.parse_args()
 
@@ -201,7 +202,7 @@ def main() -> None:
             folder = root / name
             tic = time.perf_counter()
             scene = Scene.make(height, width, args.frames)
-            plate, mask = write_scene(scene, folder / "shot")
+            plate, mask = write_scene(scene, folder / "shot", args.compression)
             print(f"{name}: wrote {args.frames} frames {width}x{height} in {time.perf_counter() - tic:.0f} s",
                   file=sys.stderr)
             common = ["--plate", plate, "--mask", mask, "--preset", "cpu", "--steps", str(args.steps), "--budget",
