@@ -48,6 +48,7 @@ VARIANTS = {
     "both": {},
     # The same without the Adam restart at the stage boundary (finetune_restart=False).
     "ambiguity-kept": {"stabilization_weight": 0.0, "finetune_restart": False},
+    "stab-paper-kept": {"ambiguity_weight": 0.0, "stabilize_matte": False, "finetune_restart": False},
     "stabilize-kept": {"ambiguity_weight": 0.0, "finetune_restart": False},
     "both-kept": {"finetune_restart": False},
 }
