@@ -6,10 +6,11 @@ The reference recipe (shared/research/paper_impl.md section 2):
   cyclically by one random (dy, dx) for the whole batch;
 - L1 on both outputs everywhere except the own matte (losses.reconstruction);
 - Adam, constant learning rate 2e-4.
-- With `cfg.finetune_steps`, the last steps form the reference recipe's fine-tune stage: Adam
-  restarts and the anti-ambiguity and stabilisation terms join the loss (losses.py). When a
+- With `cfg.finetune_steps`, the last steps form the reference recipe's fine-tune stage: the
+  anti-ambiguity and stabilisation terms join the loss (losses.py). When a
   budget is set, the stage also begins once the budget's matching share is spent, so that a
-  budgeted run still fine-tunes.
+  budgeted run still fine-tunes. Adam keeps its moments across the boundary unless
+  cfg.finetune_restart (the reference's second run starts a fresh one; see config.py).
 
 With `cfg.crop` the step trains on crops instead of whole frames (our speed-up for CPUs): each
 crop lies around the frame's own hole or anywhere in the frame, and the drawn matte is rolled
@@ -335,7 +336,7 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
                 step >= boundary or plateau or (budget_s > 0 and tic - started >= budget_boundary_s)):
             finetune_from, stage_started = step, tic
             if cfg.finetune_restart:
-                optimizer = _new_optimizer(cfg, model)  # the reference restarts Adam for the fine-tune stage
+                optimizer = _new_optimizer(cfg, model)  # as the reference recipe (not our default)
             logger.info("step %d: fine-tune stage, with%s", step, " and".join(
                 name for name, on in ((" anti-ambiguity", cfg.ambiguity_weight > 0),
                                       (" stabilisation", cfg.stabilization_weight > 0)) if on))

@@ -223,7 +223,7 @@ def test_a_reconstruction_checkpoint_can_be_fine_tuned_with_any_regularizer(tiny
     assert again.step == 1
 
 
-def test_the_fine_tune_stage_restarts_adam_unless_told_to_keep_it(tiny_shot: TinyShot) -> None:
+def test_the_fine_tune_stage_keeps_adam_unless_told_to_restart_it(tiny_shot: TinyShot) -> None:
     shot = _shot(tiny_shot)
     cfg = STAGED.replace(stabilization_weight=0.0, validate_every=0)
     optimizers: list[int] = []
@@ -235,9 +235,9 @@ def test_the_fine_tune_stage_restarts_adam_unless_told_to_keep_it(tiny_shot: Tin
 
     torch.optim.Adam.step = spy
     try:
-        fit(shot, cfg)
+        fit(shot, cfg.replace(finetune_restart=True))
         restarted, optimizers[:] = list(optimizers), []
-        fit(shot, cfg.replace(finetune_restart=False))
+        fit(shot, cfg)
         kept = list(optimizers)
     finally:
         torch.optim.Adam.step = original
