@@ -61,13 +61,21 @@ def optimised(work: int, batch: int) -> Spec:
 
 
 def switch_specs(work: int, batch: int, threads: int) -> list[Spec]:
-    """The reference, then the reference with one switch changed each (the factor of each switch)."""
+    """The reference at a fixed thread count, then with one switch each: the factor of each switch."""
     ref = reference(work, batch)
-    one = lambda name, fd=False, **kw: Spec(name, "paper", ref.changes | kw, flush_denormal=fd)  # noqa: E731
-    return [ref, one("+flush_denormal", fd=True), one("+channels_last", channels_last=True),
-            one(f"+threads={threads}", threads=threads), one("+bf16", precision="bf16"),
-            one("+channels_last+bf16", channels_last=True, precision="bf16"),
-            one("+compile", compile=True), optimised(work, batch)]
+    base = Spec(f"reference, threads {threads}", "paper", ref.changes | {"threads": threads}, flush_denormal=False)
+    one = lambda name, fd=False, **kw: Spec(name, "paper", base.changes | kw, flush_denormal=fd)  # noqa: E731
+    return [base, one(f"threads {threads} +flush_denormal", fd=True),
+            one(f"threads {threads} +channels_last", channels_last=True),
+            one(f"threads {threads} +channels_last +flush_denormal", fd=True, channels_last=True)]
+
+
+def slow_specs(work: int, batch: int) -> list[Spec]:
+    """The switches that lost on a 2-core CPU by a wide margin (bf16 autocast, torch.compile): slow to run."""
+    ref = reference(work, batch)
+    one = lambda name, **kw: Spec(name, "paper", ref.changes | kw, flush_denormal=False)  # noqa: E731
+    return [ref, one("+bf16", precision="bf16"), one("+channels_last+bf16", channels_last=True, precision="bf16"),
+            one("+compile", compile=True)]
 
 
 def preset_specs() -> list[Spec]:
@@ -163,21 +171,37 @@ def write_procedural_shot(folder: Path, height: int, width: int, count: int) -> 
 def run_one(spec: Spec, args: argparse.Namespace, plate: str, mask: str) -> dict:
     command = [sys.executable, __file__, "--worker", json.dumps(spec.__dict__), "--plate", plate, "--mask", mask,
                "--device", args.device, "--steps", str(args.steps), "--warmup", str(args.warmup)]
-    done = subprocess.run(command, capture_output=True, text=True, env=os.environ | {"PYTHONWARNINGS": "ignore"})
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, env=os.environ | {"PYTHONWARNINGS": "ignore"},
+                              timeout=args.timeout or None)
+    except subprocess.TimeoutExpired:
+        # On a loaded machine a configuration can stall for minutes a step: record a bound, not nothing.
+        bound = args.timeout / (args.steps + args.warmup)
+        return {"name": spec.name, "timed_out": True, "step_s": bound, "mpix_s": float("nan")}
     if done.returncode:
         raise RuntimeError(f"{spec.name} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def summarise(runs: list[dict]) -> dict:
-    """Rounds of one configuration -> one row: medians of the per-round medians, memory's maximum."""
+    """Rounds of one configuration -> one row: medians of the per-round medians, memory's maximum.
+
+    A round that timed out counts as its lower bound on the step time (so the median is a bound too).
+    """
+    done = [r for r in runs if not r.get("timed_out")]
+    if not done:
+        return runs[0] | {"rounds": [f">{r['step_s']:.0f}" for r in runs]}
+    runs = [dict(done[0]) | r if r.get("timed_out") else r for r in runs]
+    for r in runs:
+        if r.get("timed_out"):
+            r["mpix_s"] = done[0]["mpix_s"] * done[0]["step_s"] / r["step_s"]
     row = dict(runs[0])
     for key in ("step_s", "mpix_s", "data", "forward", "backward", "cpu_s", "first_extra_s"):
         row[key] = statistics.median(r[key] for r in runs)
     row["rss_mb"] = max(r["rss_mb"] for r in runs)
     if "cuda_peak_mb" in row:
         row["cuda_peak_mb"] = max(r["cuda_peak_mb"] for r in runs)
-    row["rounds"] = [round(r["step_s"], 3) for r in runs]
+    row["rounds"] = [f"{'>' if r.get('timed_out') else ''}{r['step_s']:.3g}" for r in runs]
     return row
 
 
@@ -190,6 +214,9 @@ def table(rows: list[dict], base: str) -> str:
             f"x {base}", "step s per round"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
+        if "cnum" not in r:  # every round timed out
+            lines.append(f"| {r['name']} | " + " | ".join(["?"] * (len(head) - 2)) + f" | {', '.join(r['rounds'])} |")
+            continue
         cells = [r["name"], f"cnum {r['cnum']}", f"{r['batch']} x {r['size'][0]} x {r['size'][1]}", r["dtype"],
                  "NHWC" if r["channels_last"] else "NCHW", "yes" if r["compile"] else "no",
                  f"{r['threads']}{' fd' if r['flush_denormal'] else ''}", f"{1 / r['step_s']:.3f}",
@@ -203,7 +230,7 @@ def table(rows: list[dict], base: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", default="main", help="main (reference, optimised), switches, presets, or all")
+    parser.add_argument("--configs", default="main", help="comma-separated: main (reference, optimised), switches, slow (bf16, compile), presets, all")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--work-size", type=int, default=600, help="working size of the reference (600: 600x320)")
     parser.add_argument("--batch", type=int, default=5, help="batch of the reference and optimised configurations")
@@ -215,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per round")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (warm-up, compilation)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds; the configurations take turns in each")
+    parser.add_argument("--timeout", type=float, default=0, help="seconds a configuration's process may take "
+                        "(0: no limit); one that runs over counts as a lower bound on its step time")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--plate", help=argparse.SUPPRESS)
@@ -224,9 +253,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(worker(args)))
         return 0
 
-    groups = {"main": [reference(args.work_size, args.batch), optimised(args.work_size, args.batch)],
-              "switches": switch_specs(args.work_size, args.batch, args.threads), "presets": preset_specs()}
-    groups["all"] = groups["switches"] + groups["presets"]
+    auto = optimised(args.work_size, args.batch)
+    auto = Spec("optimised, threads -1", auto.preset, auto.changes | {"threads": -1})
+    groups = {"main": [reference(args.work_size, args.batch), optimised(args.work_size, args.batch), auto],
+              "switches": switch_specs(args.work_size, args.batch, args.threads),
+              "slow": slow_specs(args.work_size, args.batch), "presets": preset_specs()}
+    groups["all"] = groups["main"] + groups["switches"] + groups["slow"] + groups["presets"]
     specs = [s for name in args.configs.split(",") for s in groups[name]]
     specs = list({s.name: s for s in specs}.values())
     with tempfile.TemporaryDirectory(prefix="ivi_speed_") as tmp:

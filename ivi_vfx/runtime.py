@@ -10,8 +10,13 @@ TrainConfig (`channels_last`, `precision`, `compile`, `threads`); the trainer ca
     coarse, refined = coarse.float(), refined.float()           # losses in fp32
     scaler.scale(total).backward() ...                          # runtime.grad_scaler (fp16 only)
 
-What each switch bought is measured by bench/speed.py (numbers in its docstring and the issue
-note); the defaults in TrainConfig are the measured winners.
+What each switch bought is measured by bench/speed.py (`--configs main,switches,slow`). On the
+2-core AMD EPYC (Zen 4) this project develops on, shared with other jobs: bf16 autocast made a
+step 7-11x slower (oneDNN's bf16 convolution backward does not pay there), torch.compile had not
+finished compiling the generator's training step after 13 minutes, and two OpenMP threads on
+two loaded cores stalled for tens of seconds a step where one thread did not. channels_last and
+flushing denormals were within the machine's noise. Hence the defaults: fp32 on a CPU, no
+compile, torch's thread count (exact resumes) with -1 for shared machines.
 """
 from __future__ import annotations
 
@@ -49,8 +54,8 @@ def compute_dtype(device: str | torch.device, precision: str) -> torch.dtype:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     kind = torch.device(device).type
     if precision == "auto":
-        # On the CPU bf16 autocast was measured slower than fp32 for this network's training step
-        # (bench/speed.py): oneDNN's bf16 backward of these convolutions does not pay on 2 cores.
+        # On the CPU bf16 autocast measured 7-11x slower than fp32 for this network's training step
+        # (bench/speed.py, Zen 4 with avx512_bf16): oneDNN's bf16 convolution backward does not pay.
         if kind != "cuda":
             return torch.float32
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -120,17 +125,21 @@ def auto_threads() -> int:
 
 
 def configure_threads(threads: int = 0, flush_denormal: bool = True) -> int:
-    """Set the intra-op thread count and the denormal mode; returns the thread count used.
+    """Set the intra-op thread count and the denormal mode; returns the thread count in use.
 
     Args:
-        threads: intra-op threads; 0: auto_threads().
+        threads: intra-op threads; 0 leaves torch's choice (one per core, or OMP_NUM_THREADS);
+            -1: auto_threads(), fastest on a shared machine. The count changes the order of the
+            convolutions' sums, so a run resumed with another count is not bit-identical to an
+            uninterrupted one (about 1e-6 apart): 0 and a fixed count keep a resume exact.
         flush_denormal: flush values below 1.2e-38 to zero. It costs nothing in accuracy here and
             avoids the slow path x86 takes on them, which small gradients and ELU tails hit.
 
     Both settings are process-wide.
     """
     torch.set_flush_denormal(flush_denormal)
-    torch.set_num_threads(threads if threads > 0 else auto_threads())
+    if threads != 0:
+        torch.set_num_threads(threads if threads > 0 else auto_threads())
     return torch.get_num_threads()
 
 

@@ -91,7 +91,8 @@ def test_configure_threads_sets_the_count_and_restores() -> None:
     try:
         assert runtime.configure_threads(1) == 1 == torch.get_num_threads()
         assert 1 <= runtime.auto_threads() <= runtime.cpu_count()
-        assert 1 <= runtime.configure_threads(0) <= runtime.cpu_count()
+        assert runtime.configure_threads(0) == 1  # 0 leaves the count as it is
+        assert 1 <= runtime.configure_threads(-1) <= runtime.cpu_count()
     finally:
         torch.set_num_threads(before)
         torch.set_flush_denormal(flush)
