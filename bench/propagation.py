@@ -9,8 +9,10 @@ For each, `ivi-render propagate` runs with a preset, and every frame's matte is 
 resolution against the truth: recall (share of true object pixels covered, what matters for a
 removal) and IoU. The key frame, which keeps the user's roto, is left out of the means.
 
-usage: python bench/propagation.py [--shots pan_astronaut,bmx-trees] [--preset cpu] [--steps N]
-                                   [--work-size PIXELS] [--dilate PIXELS] [--work /tmp/ivi_propagation]
+usage: python bench/propagation.py [--shots pan_astronaut,bmx-trees] [--preset cpu] [--steps N] [--budget MIN]
+                                   [--work-size PIXELS] [--dilate PIXELS] [--track SHARE] [--max-speed SHARE]
+                                   [--rounds N] [--object-weight W] [--threshold T] [--work /tmp/ivi_propagation]
+The reference's behaviour (key frames only, each frame on its own): --rounds 0 --max-speed 0 --track 0.
 Needs opencv-contrib-python-headless (to read DAVIS) besides the project (make quality installs it).
 """
 from __future__ import annotations
@@ -93,6 +95,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--work-size", type=int, default=None)
     ap.add_argument("--dilate", type=int, default=None)
+    ap.add_argument("--track", type=float, default=None)
+    ap.add_argument("--max-speed", type=float, default=None)
+    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--object-weight", type=float, default=None)
+    ap.add_argument("--threshold", type=float, default=None)
+    ap.add_argument("--budget", type=float, default=None)
     ap.add_argument("--work", type=Path, default=Path("/tmp/ivi_propagation"))
     a = ap.parse_args()
     exe = Path(sys.executable).with_name("ivi-render")
@@ -102,7 +110,10 @@ def main() -> None:
         out = a.work / f"{name}_mattes" / "matte.####.exr"
         cmd = [str(exe), "propagate", "--plate", plate, "--key-mask", key, "--key-frames", "1001", "--out", str(out),
                "--preset", a.preset, "--overwrite", "--no-resume", "--device", "cpu"]
-        for option, value in (("--steps", a.steps), ("--work-size", a.work_size), ("--dilate", a.dilate)):
+        for option, value in (("--steps", a.steps), ("--work-size", a.work_size), ("--dilate", a.dilate),
+                              ("--track", a.track), ("--max-speed", a.max_speed), ("--rounds", a.rounds),
+                              ("--object-weight", a.object_weight), ("--threshold", a.threshold),
+                              ("--budget", a.budget)):
             if value is not None:
                 cmd += [option, str(value)]
         print("$", " ".join(shlex.quote(c) for c in cmd), file=sys.stderr, flush=True)
@@ -118,7 +129,9 @@ def main() -> None:
             recall.append((got & true).sum() / max(true.sum(), 1))
             iou.append((got & true).sum() / max((got | true).sum(), 1))
         rows.append((name, len(truth), truth[0].shape, steps, seconds, np.mean(recall), np.min(recall), np.mean(iou)))
-    print(f"\npreset {a.preset}; one key frame (1001); scored on every other frame at full resolution\n")
+    changed = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items()
+                       if v is not None and k not in ("shots", "preset", "work"))
+    print(f"\npreset {a.preset} {changed}; one key frame (1001); scored on every other frame at full resolution\n")
     print("| shot | frames | size | steps | wall s | recall (mean) | recall (worst frame) | IoU (mean) |")
     print("|---|---|---|---|---|---|---|---|")
     for name, count, (h, w), steps, seconds, rec, worst, iou in rows:

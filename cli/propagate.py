@@ -36,6 +36,14 @@ from .progress import Progress
               help="Weight of object pixels in the loss; above 0.5 favours covering the object (default 0.8).")
 @click.option("--dilate", type=click.IntRange(min=0), default=None, metavar="PIXELS",
               help="Grow the predicted mattes by this many pixels (default 0).")
+@click.option("--track", type=click.FloatRange(0, 1, max_open=True), default=None, metavar="SHARE",
+              help="Temporal constraint: keep the parts of a frame's matte within this share of the frame of the "
+                   "previous frame's matte, outward from the keys; 0 treats each frame on its own (default 0.04).")
+@click.option("--max-speed", type=click.FloatRange(min=0), default=None, metavar="SHARE",
+              help="Fastest object motion, as a share of the frame per frame: farther from the key matte is taught "
+                   "as background; 0 for no limit (default 0.03). Raise it for a fast object.")
+@click.option("--rounds", type=click.IntRange(min=0), default=None,
+              help="Self-training rounds on the other frames' backgrounds; 0 trains on the keys alone (default 2).")
 @click.option("--seed", type=int, default=None, help="Random seed (default 0).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -44,7 +52,7 @@ from .progress import Progress
 def propagate(plate: str, key_mask: str | None, key_frames: list[int] | None, frames: list[int] | None, mask_channel: str | None,
               out: str, overwrite: bool, preset: str | None, steps: int | None, budget: float | None,
               work_size: int | None, threshold: float | None, object_weight: float | None, dilate: int | None,
-              seed: int | None, device: str, checkpoint: Path | None, resume: bool) -> None:
+              track: float | None, max_speed: float | None, rounds: int | None, seed: int | None, device: str, checkpoint: Path | None, resume: bool) -> None:
     """Train on the key frames' roto, then write the object's matte for every frame.
 
     \b
@@ -56,7 +64,8 @@ def propagate(plate: str, key_mask: str | None, key_frames: list[int] | None, fr
         raise click.UsageError("give --key-mask and --key-frames")
     name = preset or default_preset(str(resolve_device(device)))
     cfg = propagate_config(name).replace(steps=steps, budget=budget, work_size=work_size, threshold=threshold,
-                                         object_weight=object_weight, dilate=dilate, seed=seed)
+                                         object_weight=object_weight, dilate=dilate, track=track, max_speed=max_speed,
+                                         rounds=rounds, seed=seed)
     stop = StopFlag()
     stop.install()
     with Progress() as progress:

@@ -102,11 +102,22 @@ def load_keys(frames: Frames, key_mattes: FrameSequence, matte_channel: str | No
 
 
 class PasteSampler:
-    """Training samples: a keyframe with its object pasted at a random cyclic shift (and jittered)."""
+    """Training samples: a frame with a key's object pasted at a random cyclic shift (and jittered).
+
+    Without `unknown`, the frame is the key frame the object comes from (the reference). Once
+    `unknown` is set (`reach`, then `self_training_unknown` after each round), a share
+    cfg.other_frames of the samples are drawn on any plate frame instead, and that frame's pixels
+    outside its unknown region are taught as background.
+
+    Attributes:
+        unknown: None, or (T, 1, ph, pw) float32 {0, 1} per plate frame: 1 where the object may
+            be (the key matte itself on a key frame), so left out of the background term.
+    """
 
     def __init__(self, keys: Keys, cfg: PropagateConfig, rng: torch.Generator) -> None:
         self.keys, self.cfg, self.rng = keys, cfg, rng
         self.index = torch.tensor([keys.frames.index(f) for f in keys.key_frames])
+        self.unknown: torch.Tensor | None = None
 
     def _uniform(self, n: int, low: float, high: float) -> torch.Tensor:
         return low + (high - low) * torch.rand(n, generator=self.rng)
@@ -118,23 +129,33 @@ class PasteSampler:
             inputs: (B, 3, ph, pw) network-domain frames with a pasted object copy.
             target: (B, 1, ph, pw) {0, 1} the pasted copy's matte.
             weight: (B, 1, ph, pw) per-pixel loss weight: object_weight on the target, 1 - object_weight
-                elsewhere, 0 on the object's original place and on the padding.
+                elsewhere, 0 where the frame's own object may be and on the padding.
         """
         keys, batch = self.keys, self.cfg.batch_size
         height, width = keys.frames.geometry.padded
         pick = torch.randint(len(self.index), (batch,), generator=self.rng)
-        frames = keys.frames.images[self.index[pick]]
+        source = keys.frames.images[self.index[pick]]
         own = keys.mattes[pick]
+        frames = source
+        if self.unknown is not None:
+            # Some samples on other frames: the same pasted copy over a background the keys never showed.
+            other = torch.rand(batch, generator=self.rng) < self.cfg.other_frames
+            base = torch.where(other, torch.randint(len(keys.frames.images), (batch,), generator=self.rng),
+                               self.index[pick])
+            frames, own = keys.frames.images[base], self.unknown[base]
         dy = torch.randint(height, (batch,), generator=self.rng)
         dx = torch.randint(width, (batch,), generator=self.rng)
-        rolled = torch.stack([torch.roll(frames[b], (int(dy[b]), int(dx[b])), dims=(-2, -1)) for b in range(batch)])
-        pasted = torch.stack([torch.roll(own[b], (int(dy[b]), int(dx[b])), dims=(-2, -1)) for b in range(batch)])
+        rolled = torch.stack([torch.roll(source[b], (int(dy[b]), int(dx[b])), dims=(-2, -1)) for b in range(batch)])
+        pasted = torch.stack([torch.roll(keys.mattes[pick[b]], (int(dy[b]), int(dx[b])), dims=(-2, -1))
+                              for b in range(batch)])
         theta = self._jitter(batch, height, width)
         grid = F.affine_grid(theta, [batch, 1, height, width], align_corners=False)
         rolled = F.grid_sample(rolled, grid, mode="bilinear", padding_mode="border", align_corners=False)
         pasted = F.grid_sample(pasted, grid, mode="nearest", padding_mode="zeros", align_corners=False)
         inputs = frames * (1 - pasted) + rolled * pasted
         w = self.cfg.object_weight
+        # The frame's own object (or where it may be) is no background: out of the loss, as the
+        # reference does (its pasted-over part too: the reference's weighting, kept unmeasured).
         weight = (1 - own) * keys.frames.valid * torch.where(pasted > 0, w, 1 - w)
         return inputs, pasted, weight
 
@@ -156,6 +177,186 @@ def weighted_bce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
     return (F.binary_cross_entropy_with_logits(logits, target, reduction="none") * weight).mean()
 
 
+def _pixels(share: float, geometry_work: tuple[int, int]) -> int:
+    """A length given as a share of the working frame's longest side, in working pixels (at least 1 if > 0)."""
+    return max(1, round(share * max(geometry_work))) if share > 0 else 0
+
+
+def _grow(mask: torch.Tensor, pixels: int) -> torch.Tensor:
+    """masks.dilate by a square, as two 1-D passes and capped at the frame: a search radius that
+    grows over many lost frames stays cheap (a (2r+1)^2 window costs r^2 a pixel).
+
+    Args:
+        mask: (..., h, w) {0, 1} float or bool.
+    Returns:
+        (..., h, w) float32 {0, 1}.
+    """
+    shape = mask.shape
+    pixels = min(pixels, max(shape[-2:]))
+    m = mask.reshape(-1, 1, *shape[-2:]).float()
+    if pixels > 0:
+        m = F.max_pool2d(m, (2 * pixels + 1, 1), 1, (pixels, 0))
+        m = F.max_pool2d(m, (1, 2 * pixels + 1), 1, (0, pixels))
+    return m.reshape(shape)
+
+
+def reconstruct(seed: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The connected parts (8-connectivity) of `mask` that touch `seed`: morphological reconstruction.
+
+    Args:
+        seed, mask: (h, w) bool.
+    Returns:
+        (h, w) bool, within mask.
+    """
+    grown = (seed & mask).float()[None, None]
+    allowed = mask.float()[None, None]
+    # Grow by one pixel at a time inside the mask until nothing changes: as many passes as the
+    # longest path inside a kept part, a few hundred at most at working resolution.
+    while True:
+        step = F.max_pool2d(grown, 3, 1, 1) * allowed
+        if torch.equal(step, grown):
+            return grown[0, 0] > 0
+        grown = step
+
+
+def track(binary: torch.Tensor, anchors: dict[int, torch.Tensor], radius: int) -> torch.Tensor:
+    """The temporal constraint: keep, frame by frame outward from each anchor, what stays near the object.
+
+    From every anchor frame (a key), forward and backward to the next anchor, a frame keeps the
+    connected parts of its prediction that come within `radius` pixels of the previous frame's
+    kept matte (the object moves a little from frame to frame; a false positive far from it is
+    dropped). A frame where nothing is near keeps its whole prediction (for a removal, better too
+    much than nothing), and the next frame is still looked for near the last frame where the
+    object was found, the radius growing with each frame since. Frames between two anchors get
+    the union of both directions.
+
+    Args:
+        binary: (T, h, w) bool per-frame predictions.
+        anchors: frame index -> (h, w) bool known matte (the key frames).
+        radius: pixels; 0 returns `binary` with the anchors set.
+    Returns:
+        (T, h, w) bool.
+    """
+    out = binary.clone()
+    for t, matte in anchors.items():
+        out[t] = matte
+    if radius <= 0 or not anchors:
+        return out
+    count, starts = len(binary), sorted(anchors)
+    kept = torch.zeros_like(binary)
+    for t in starts:
+        kept[t] = anchors[t]
+    for start in starts:
+        for direction in (1, -1):
+            last, gap, t = anchors[start], 0, start + direction
+            while 0 <= t < count and t not in anchors:
+                near = _grow(last, radius * (gap + 1)) > 0
+                found = reconstruct(binary[t] & near, binary[t])
+                if found.any():
+                    last, gap = found, 0
+                else:
+                    found, gap = binary[t], gap + 1
+                kept[t] |= found
+                t += direction
+    return kept
+
+
+@torch.no_grad()
+def predicted(model: UNet, frames: Frames, threshold: float, device: str | torch.device = "cpu",
+              batch: int = 4) -> torch.Tensor:
+    """(T, ph, pw) bool: every plate frame's object probability over `threshold`, at working resolution.
+
+    Bool rather than the probabilities: a long shot at the paper's size keeps little memory.
+    """
+    model.eval()
+    valid = frames.valid[0, 0] > 0
+    return torch.cat([model.probability(frames.images[t:t + batch].to(device)).cpu()[:, 0] > threshold
+                      for t in range(0, len(frames.images), batch)]) & valid
+
+
+def tracked_mattes(model: UNet, keys: Keys, cfg: PropagateConfig, threshold: float,
+                   device: str | torch.device = "cpu") -> torch.Tensor:
+    """(T, 1, ph, pw) bool working-resolution mattes of every plate frame, tracked from the keys (see `track`)."""
+    anchors = {keys.frames.index(f): keys.mattes[k, 0] > 0 for k, f in enumerate(keys.key_frames)}
+    binary = predicted(model, keys.frames, threshold, device)
+    return track(binary, anchors, _pixels(cfg.track, keys.frames.geometry.work))[:, None]
+
+
+def chessboard_distance(matte: torch.Tensor) -> torch.Tensor:
+    """(h, w) bool -> (h, w) float32 chessboard distance to the matte in pixels (0 on it; inf when it is empty)."""
+    inside = matte.float()[None, None]
+    distance = torch.full(matte.shape, math.inf)
+    distance[matte] = 0
+    for d in range(1, max(matte.shape) + 1):
+        grown = F.max_pool2d(inside, 3, 1, 1)
+        if torch.equal(grown, inside):
+            break
+        distance[(grown > inside)[0, 0]] = d
+        inside = grown
+    return distance
+
+
+def reach(keys: Keys, cfg: PropagateConfig) -> torch.Tensor:
+    """Where the object can be on each frame, from the key mattes and cfg.max_speed alone.
+
+    Returns:
+        (T, 1, ph, pw) float32 {0, 1}: within margin + max_speed * (frames to a key) of that key's
+        matte, for any key (the union: a key that the object left long ago says little); the key
+        matte itself on a key frame; everywhere when cfg.max_speed is 0.
+    """
+    count, geometry = len(keys.frames.images), keys.frames.geometry
+    out = torch.ones(count, 1, *geometry.padded)
+    if cfg.max_speed > 0:
+        out.zero_()
+        margin, speed = _pixels(cfg.margin, geometry.work), cfg.max_speed * max(geometry.work)
+        times = torch.arange(count, dtype=torch.float32)
+        for k, frame in enumerate(keys.key_frames):
+            distance = chessboard_distance(keys.mattes[k, 0] > 0)
+            radius = margin + speed * (times - keys.frames.index(frame)).abs()
+            out = torch.maximum(out, (distance[None] <= radius[:, None, None]).float()[:, None])
+    for k, frame in enumerate(keys.key_frames):
+        out[keys.frames.index(frame)] = keys.mattes[k]
+    return out
+
+
+def self_training_unknown(model: UNet, keys: Keys, cfg: PropagateConfig,
+                          device: str | torch.device = "cpu") -> torch.Tensor:
+    """Where the object may be on each frame, from the network's own tracked mattes (a self-training round).
+
+    The mattes are taken at half the threshold and grown by cfg.margin, so that the object
+    itself is most unlikely to be taught as background, and kept within `reach`; a frame whose
+    matte is empty (the object not found) keeps its whole reach. Key frames get their key matte.
+
+    Returns:
+        (T, 1, ph, pw) float32 {0, 1}.
+    """
+    found = tracked_mattes(model, keys, cfg, cfg.threshold / 2, device).float()
+    found = _grow(found, _pixels(cfg.margin, keys.frames.geometry.work))
+    lost = found.flatten(1).amax(1) == 0
+    found[lost] = 1
+    unknown = reach(keys, cfg) * found
+    for k, frame in enumerate(keys.key_frames):
+        unknown[keys.frames.index(frame)] = keys.mattes[k]
+    logger.info("self-training: the object may be on %.1f%% of the pixels (%d frames where it was not found)",
+                100 * float((unknown * keys.frames.valid).sum() / (keys.frames.valid.sum() * len(unknown))),
+                int(lost.sum()))
+    return unknown
+
+
+def _pack(region: torch.Tensor) -> dict:
+    """A {0, 1} tensor as 8 pixels a byte (a long shot's region stays a few MB in a checkpoint)."""
+    bits = (region.flatten() > 0).to(torch.uint8)
+    bits = F.pad(bits, (0, -len(bits) % 8)).reshape(-1, 8)
+    return {"shape": list(region.shape), "bits": (bits << torch.arange(8, dtype=torch.uint8)).sum(1).to(torch.uint8)}
+
+
+def _unpack(packed: dict) -> torch.Tensor:
+    """Inverse of _pack, as float32 {0, 1}."""
+    bits = (packed["bits"][:, None] >> torch.arange(8, dtype=torch.uint8)) & 1
+    count = math.prod(packed["shape"])
+    return bits.flatten()[:count].reshape(packed["shape"]).float()
+
+
 @dataclass
 class PropagateResult:
     """A trained propagation network and how the run went."""
@@ -167,7 +368,7 @@ class PropagateResult:
 
 
 def _payload(cfg: PropagateConfig, keys: Keys, model: UNet, optimizer: torch.optim.Optimizer,
-             rng: torch.Generator, step: int) -> dict:
+             rng: torch.Generator, step: int, unknown: torch.Tensor | None, rounds_done: int) -> dict:
     return {
         "kind": "propagate",
         "config": cfg.to_dict(),
@@ -179,25 +380,36 @@ def _payload(cfg: PropagateConfig, keys: Keys, model: UNet, optimizer: torch.opt
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
         "rng": rng.get_state(),
+        # The last self-training round's region: a resumed run trains on the same samples as an
+        # uninterrupted one, without the network of that round.
+        "unknown": None if unknown is None else _pack(unknown),
+        "rounds_done": rounds_done,
     }
 
 
 def _resume(path: Path, cfg: PropagateConfig, keys: Keys, model: UNet, optimizer: torch.optim.Optimizer,
-            rng: torch.Generator) -> int:
-    """Load a compatible propagation checkpoint; its step, or 0 when none fits."""
+            rng: torch.Generator, sampler: PasteSampler) -> tuple[int, int]:
+    """Load a compatible propagation checkpoint (sets sampler.unknown).
+
+    Returns:
+        (step, self-training rounds done), (0, 0) when none fits.
+    """
     if not path.is_file():
-        return 0
+        return 0, 0
     data = ckpt.load(path)
-    schedule = {"steps", "budget", "log_every", "checkpoint_every", "threshold", "dilate"}
+    # Settings that change neither the samples nor the network's training so far.
+    schedule = {"steps", "budget", "log_every", "checkpoint_every", "threshold", "dilate", "track"}
     same = {k: v for k, v in data.get("config", {}).items() if k not in schedule} == {
         k: v for k, v in cfg.to_dict().items() if k not in schedule}
     if data.get("kind") != "propagate" or data["keys"].get("fingerprint") != keys.fingerprint() or not same:
         logger.warning("%s was trained on other keys or settings; starting afresh", path)
-        return 0
+        return 0, 0
     ckpt.restore(path, data, model, optimizer)
     rng.set_state(data["rng"])
+    if data.get("unknown") is not None:
+        sampler.unknown = _unpack(data["unknown"])
     logger.info("resuming propagation from %s at step %d", path, data["step"])
-    return int(data["step"])
+    return int(data["step"]), int(data.get("rounds_done", 0))
 
 
 def fit_propagation(keys: Keys, cfg: PropagateConfig, *, device: str | torch.device = "cpu",
@@ -218,12 +430,22 @@ def fit_propagation(keys: Keys, cfg: PropagateConfig, *, device: str | torch.dev
     model = build_unet(cfg.width).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = torch.Generator().manual_seed(cfg.seed)
-    step = _resume(Path(checkpoint), cfg, keys, model, optimizer, rng) if checkpoint and resume else 0
     sampler = PasteSampler(keys, cfg, rng)
+    if cfg.max_speed > 0 and cfg.other_frames > 0:
+        sampler.unknown = reach(keys, cfg)  # other frames teach their background from the start
+    step, rounds_done = (_resume(Path(checkpoint), cfg, keys, model, optimizer, rng, sampler)
+                         if checkpoint and resume else (0, 0))
     model.train()
     started, budget_s, running, stopped = time.perf_counter(), cfg.budget * 60.0, [], False
+    fraction = step / cfg.steps if cfg.steps else 1.0
     while step < cfg.steps:
         tic = time.perf_counter()
+        # Round k at k / (rounds + 1) of the run, in steps or in the budget's time, whichever is further
+        # (a budget that ends the run early still gets its rounds).
+        if rounds_done < cfg.rounds and fraction >= (rounds_done + 1) / (cfg.rounds + 1):
+            sampler.unknown = self_training_unknown(model, keys, cfg, device)
+            rounds_done += 1
+            model.train()
         inputs, target, weight = (t.to(device) for t in sampler.draw())
         loss = weighted_bce(model(inputs), target, weight)
         optimizer.zero_grad(set_to_none=True)
@@ -239,14 +461,14 @@ def fit_propagation(keys: Keys, cfg: PropagateConfig, *, device: str | torch.dev
             running = []
         last = step == cfg.steps or out_of_budget
         if checkpoint and (step % cfg.checkpoint_every == 0 or last):
-            ckpt.save(Path(checkpoint), _payload(cfg, keys, model, optimizer, rng, step))
+            ckpt.save(Path(checkpoint), _payload(cfg, keys, model, optimizer, rng, step, sampler.unknown, rounds_done))
         fraction = 1.0 if last else max(step / cfg.steps, (now - started) / budget_s if budget_s else 0.0)
         if out_of_budget:
             logger.info("the propagation budget of %g min is spent at step %d of %d", cfg.budget, step, cfg.steps)
             break
         if on_step is not None and on_step(step, min(fraction, 1.0)) and not last:
             if checkpoint:
-                ckpt.save(Path(checkpoint), _payload(cfg, keys, model, optimizer, rng, step))
+                ckpt.save(Path(checkpoint), _payload(cfg, keys, model, optimizer, rng, step, sampler.unknown, rounds_done))
             stopped = True
             break
     model.eval()
@@ -255,17 +477,24 @@ def fit_propagation(keys: Keys, cfg: PropagateConfig, *, device: str | torch.dev
 
 @torch.no_grad()
 def predict_matte(model: UNet, keys: Keys, frame: int, cfg: PropagateConfig,
-                  device: str | torch.device = "cpu") -> np.ndarray:
+                  device: str | torch.device = "cpu", keep: torch.Tensor | None = None) -> np.ndarray:
     """(H, W) bool full-resolution matte of one frame: the user's roto on a keyframe, else the prediction.
 
     The probability is scaled up bilinearly before the threshold (a smoother edge than scaling the
     binary matte), then dilated by cfg.dilate full-resolution pixels.
+
+    Args:
+        keep: None (the frame on its own), or the (ph, pw) bool working-resolution region that the
+            temporal constraint kept (`tracked_mattes`); the probability is zeroed outside it (grown
+            by a pixel, so that the scaled-up edge is the probability's own).
     """
     if frame in keys.full:
         matte = torch.from_numpy(keys.full[frame])
     else:
         t = keys.frames.index(frame)
         prob = model.probability(keys.frames.images[t:t + 1].to(device)).cpu()
+        if keep is not None:
+            prob = prob * masks.dilate(keep.float(), 1)
         matte = keys.frames.geometry.to_full(prob)[0, 0] > cfg.threshold
     return masks.dilate(matte.float(), cfg.dilate).numpy() > 0
 
@@ -278,9 +507,12 @@ def write_mattes(model: UNet, keys: Keys, out: FrameSequence, cfg: PropagateConf
     The header is the plate's (metadata, pixel type, lossless compression), with the data window
     set to the display window.
     """
+    # The temporal constraint needs every frame's prediction first (it runs outward from the keys).
+    kept = tracked_mattes(model, keys, cfg, cfg.threshold, device)[:, 0] if cfg.track > 0 else None
     written = []
     for frame in out.frames:
-        matte = predict_matte(model, keys, frame, cfg, device)
+        keep = None if kept is None else kept[keys.frames.index(frame)]
+        matte = predict_matte(model, keys, frame, cfg, device, keep)
         spec = output_spec(read_exr(keys.frames.plate.path(frame)).spec, ("A",))
         spec.x, spec.y, spec.width, spec.height = spec.full_x, spec.full_y, spec.full_width, spec.full_height
         path = out.path(frame)
