@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from ivi_vfx import checkpoint as ckpt
-from ivi_vfx import losses, masks, perturb
+from ivi_vfx import losses, masks, perturb, runtime
 from ivi_vfx.config import TrainConfig
 from ivi_vfx.distributed import World
 from ivi_vfx.nets import Generator, build_generator
@@ -193,7 +193,7 @@ def learning_rate(cfg: TrainConfig, stage_step: int, progress: float) -> float:
 def _new_state(cfg: TrainConfig, device: torch.device,
                world: World = World()) -> tuple[Generator, torch.optim.Adam, torch.Generator]:
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
-    model = build_generator(cfg.cnum).to(device)
+    model = runtime.prepare_model(build_generator(cfg.cnum), device, cfg)
     # Rank 0 draws as a single process does; the other ranks draw their own holes and shifts.
     rng = torch.Generator().manual_seed(cfg.seed + 7919 * world.rank)
     return model, _new_optimizer(cfg, model), rng
@@ -217,7 +217,9 @@ class Regularizers:
                              brightness=cfg.stabilize_brightness, blur=cfg.stabilize_blur,
                              matte=cfg.stabilize_matte)
             moved = g.image(images)
-            coarse_g, refined_g = model(moved, g.hole(holes))
+            with runtime.autocast(images.device, cfg):
+                coarse_g, refined_g = model(runtime.prepare_input(moved, cfg), g.hole(holes))
+            coarse_g, refined_g = coarse_g.float(), refined_g.float()
             unknown = 1.0 - weight  # the own matte and the padding
             keep = (1.0 - torch.maximum(unknown, g.mask(unknown))) * g.coverage(images)
             stab = losses.stabilization(moved - images, coarse, refined, coarse_g, refined_g, keep)
@@ -265,7 +267,7 @@ def _resume(path: Path, cfg: TrainConfig, shot: Shot, model: Generator, optimize
     # Only the schedule's lengths may differ, and, before the fine-tune stage has begun, the settings that
     # act only in it (the reference recipe: train, then decide to fine-tune). Anything else would make the
     # resumed run another run.
-    free = SCHEDULE_KEYS | (FINETUNE_KEYS if int(data.get("finetune_from", -1)) < 0 else set())
+    free = SCHEDULE_KEYS | runtime.RUNTIME_KEYS | (FINETUNE_KEYS if int(data.get("finetune_from", -1)) < 0 else set())
     if {k: v for k, v in theirs.to_dict().items() if k not in free} != {
             k: v for k, v in cfg.to_dict().items() if k not in free}:
         logger.warning("%s was trained with another configuration; starting afresh", path)
@@ -299,11 +301,13 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
     """
     device = torch.device(device)
     cfg.validate()
+    runtime.configure_threads(cfg.threads)
     world = world or World()
     model, optimizer, rng = _new_state(cfg, device, world)
     step, finetune_from, history = (_resume(Path(checkpoint), cfg, shot, model, optimizer, rng, device, world)
                                     if checkpoint and resume else (0, -1, {}))
     sampler = BatchSampler(shot, cfg, rng, world)
+    scaler = runtime.grad_scaler(device, cfg)  # loss scaling for fp16 on CUDA; a pass-through otherwise
     validator = Validator(shot, cfg.seed) if cfg.validate_every else None
     rule: StoppingRule | None = None
     if validator is not None and validator.active:
@@ -340,8 +344,10 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
             logger.info("step %d: fine-tune stage, with%s", step, " and".join(
                 name for name, on in ((" anti-ambiguity", cfg.ambiguity_weight > 0),
                                       (" stabilisation", cfg.stabilization_weight > 0)) if on))
-        images, holes, weight = (t.to(device) for t in sampler.draw(step))
-        coarse, refined = model(images, holes)
+        images, holes, weight = (runtime.prepare_input(t.to(device), cfg) for t in sampler.draw(step))
+        with runtime.autocast(device, cfg):
+            coarse, refined = model(images, holes)
+        coarse, refined = coarse.float(), refined.float()  # the losses in fp32
         terms = losses.reconstruction(images, coarse, refined, weight)
         if finetune_from >= 0 and regularizers is not None:
             terms |= regularizers(model, images, holes, weight, coarse, refined)
@@ -357,9 +363,10 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, in_stage, progress)
         optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        scaler.scale(total).backward()
         world.average_gradients(model)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         step += 1
         values = {name: float(value.detach()) for name, value in terms.items()} | {"total": float(total.detach())}
         window.append(values)
@@ -397,7 +404,9 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
             break
         if out_of_budget or converged:
             break
-    model.eval()
+    # Rendering runs the model as load_model builds it (NCHW, fp32), so that a one-shot render and
+    # a farm render of the same checkpoint give the same bits.
+    model = model.to(memory_format=torch.contiguous_format).eval()
     return FitResult(model=model, step=step, stopped=stopped, out_of_budget=out_of_budget, losses=running,
                      seconds=time.perf_counter() - started, converged=converged, validation=rule)
 
