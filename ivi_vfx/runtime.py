@@ -124,7 +124,7 @@ def auto_threads() -> int:
     return max(1, min(cores, cores - math.floor(busy + 0.5)))
 
 
-def configure_threads(threads: int = 0, flush_denormal: bool = True) -> int:
+def configure_threads(threads: int = 0, flush_denormal: bool = False) -> int:
     """Set the intra-op thread count and the denormal mode; returns the thread count in use.
 
     Args:
@@ -132,8 +132,11 @@ def configure_threads(threads: int = 0, flush_denormal: bool = True) -> int:
             -1: auto_threads(), fastest on a shared machine. The count changes the order of the
             convolutions' sums, so a run resumed with another count is not bit-identical to an
             uninterrupted one (about 1e-6 apart): 0 and a fixed count keep a resume exact.
-        flush_denormal: flush values below 1.2e-38 to zero. It costs nothing in accuracy here and
-            avoids the slow path x86 takes on them, which small gradients and ELU tails hit.
+        flush_denormal: flush values below 1.2e-38 to zero (x86's slow path on them is avoided).
+            Off by default, and never on where frames are read or written: the CPU flag it sets
+            also flushes OpenImageIO's half-to-float conversion, so a plate's subnormal half
+            pixels (below 6.1e-5) would read as 0 and break the fidelity rule outside the matte
+            (tests/test_fidelity.py caught it). Its gain was within the noise (bench/speed.py).
 
     Both settings are process-wide.
     """

@@ -102,3 +102,17 @@ def test_runtime_fields_round_trip_and_are_free_to_change_on_resume() -> None:
     cfg = TrainConfig(channels_last=False, precision="bf16", compile=True, threads=2)
     assert TrainConfig.from_json(cfg.to_json()) == cfg
     assert runtime.RUNTIME_KEYS <= set(cfg.to_dict())
+
+
+def test_training_leaves_denormals_alone_so_half_subnormals_read_back(tmp_path) -> None:  # noqa: ANN001
+    """A flushed-denormal mode left on by training would zero a plate's subnormal half pixels on read."""
+    import numpy as np
+    import OpenImageIO as oiio
+
+    runtime.configure_threads(0)
+    pixels = np.array([[[1e-6], [3e-7], [-2e-6], [0.5]]], np.float16)  # three half subnormals and a normal
+    image = oiio.ImageBuf(oiio.ImageSpec(4, 1, 1, oiio.HALF))
+    image.set_pixels(oiio.ROI(), pixels)
+    image.write(str(tmp_path / "sub.exr"))
+    back = oiio.ImageBuf(str(tmp_path / "sub.exr")).get_pixels(oiio.HALF)
+    assert np.array_equal(back.view(np.uint16).ravel(), pixels.view(np.uint16).ravel())
