@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -93,14 +94,11 @@ def main() -> None:
     a = ap.parse_args()
     bench = a.shared / "bench"
     sys.path.insert(0, str(bench))
-    import subprocess
-
     from baselines import run as run_peer
     from score import score
 
     from ivi_vfx.config import preset_config
 
-    torch.set_num_threads(torch.get_num_threads())
     changes = dict(item.split("=", 1) for item in a.set)
     cfg = preset_config(a.preset).replace(budget=a.budget, steps=10**7, **{k: _value(v) for k, v in changes.items()})
     clips = a.work / "clips"

@@ -107,10 +107,9 @@ class StoppingRule:
 
     @classmethod
     def from_dict(cls, data: dict, patience: int) -> StoppingRule:
-        rule = cls(patience=patience, history=[tuple(h) for h in data.get("history", [])],
+        return cls(patience=patience, history=[tuple(h) for h in data.get("history", [])],
                    best=float(data.get("best", math.inf)), since_best=int(data.get("since_best", 0)),
                    plateaus=int(data.get("plateaus", 0)))
-        return rule
 
 
 class Validator:
