@@ -353,13 +353,16 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
             terms |= regularizers(model, images, holes, weight, coarse, refined)
         total = torch.stack(list(terms.values())).sum()
         if cfg.lr_schedule != "constant":
-            # Where this step lies in its stage, by steps and, under a budget, by time.
-            in_stage, span = (step - finetune_from, cfg.finetune_steps) if finetune_from >= 0 else (step, boundary if regularizers is not None else cfg.steps)
+            # Where this step lies in its stage, by steps and, under a budget, by time (seconds).
+            if finetune_from >= 0:
+                in_stage, span, stage_s = step - finetune_from, cfg.finetune_steps, (stage_started, started + budget_s)
+            else:
+                first_end = budget_boundary_s if regularizers is not None else budget_s
+                in_stage, span, stage_s = step, boundary if regularizers is not None else cfg.steps, (started,
+                                                                                                    started + first_end)
             progress = in_stage / max(span, 1)
             if budget_s > 0:
-                stage_start = stage_started - started if finetune_from >= 0 else 0.0
-                stage_span = (budget_s if finetune_from >= 0 or regularizers is None else budget_boundary_s) - stage_start
-                progress = max(progress, (tic - started - stage_start) / max(stage_span, 1e-9))
+                progress = max(progress, (tic - stage_s[0]) / max(stage_s[1] - stage_s[0], 1e-9))
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, in_stage, progress)
         optimizer.zero_grad(set_to_none=True)
@@ -381,8 +384,8 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
             logger.info("step %d/%d loss %.4f (%s) %.3f s/step", step, cfg.steps, running["total"],
                         " ".join(f"{k} {v:.4f}" for k, v in running.items() if k != "total"), seconds)
             window = []
-        if rule is not None and validator is not None and (step % cfg.validate_every == 0 or step == cfg.steps
-                                                          or out_of_budget):
+        if rule is not None and (step % cfg.validate_every == 0 or step == cfg.steps or out_of_budget):
+            assert validator is not None  # a rule exists only with a validator
             error, psnr = validator.measure(model, device)
             levelled = world.agree(rule.update(step, error, psnr)) and step < cfg.steps and not out_of_budget
             logger.info("step %d: validation hole error %.4f, PSNR %.2f dB", step, error, psnr)
