@@ -81,19 +81,27 @@ training = _stack(
                  help="auto, cpu, cuda or cuda:N."),
 )
 
-hires = _stack(
-    click.option("--scales", default="auto", show_default=True, metavar="auto|off|N|F,F,1",
-                 help="Progressive high resolution: finer scales trained on patches around the matte and run in "
-                      "tiles. 'auto' adds them when the plate is at least 3 times the working size; a count, or "
-                      "the scales as fractions of the full resolution ending with 1 (0.25,1)."),
-    click.option("--patch-size", type=click.IntRange(min=0), default=0, metavar="PIXELS",
-                 help="Training patch side at the finer scales (default 0: 64 on a CPU, 128 on a GPU)."),
-    click.option("--scale-steps", type=click.IntRange(min=0), default=0, metavar="N",
-                 help="Training steps of each finer scale (default 0: 300 or 2 minutes on a CPU, 2000 on a GPU)."),
-    click.option("--tile-size", type=click.IntRange(min=0), default=0, metavar="PIXELS",
-                 help="Inference tile side at the finer scales; memory grows with it, not with the plate "
-                      "(default 0: 384 on a CPU, 1024 on a GPU)."),
-)
+def _hires(job: bool) -> F:
+    """The progressive high-resolution options; for a job (`job`), unset ones keep the job file's values."""
+    def default(value: Any) -> Any:
+        return None if job else value
+
+    return _stack(
+        click.option("--scales", default=default("auto"), show_default=not job, metavar="auto|off|N|F,F,1",
+                     help="Progressive high resolution: finer scales trained on patches around the matte and run "
+                          "in tiles. 'auto' (default) adds them when the plate is at least 3 times the working "
+                          "size; a count, or the scales as fractions of the full resolution ending with 1 (0.25,1)."),
+        click.option("--patch-size", type=click.IntRange(min=0), default=default(0), metavar="PIXELS",
+                     help="Training patch side at the finer scales (default 0: 64 on a CPU, 128 on a GPU)."),
+        click.option("--scale-steps", type=click.IntRange(min=0), default=default(0), metavar="N",
+                     help="Training steps of each finer scale (default 0: 300 or 2 minutes on a CPU, 2000 on a GPU)."),
+        click.option("--tile-size", type=click.IntRange(min=0), default=default(0), metavar="PIXELS",
+                     help="Inference tile side at the finer scales; memory grows with it, not with the plate "
+                          "(default 0: 384 on a CPU, 1024 on a GPU)."),
+    )
+
+
+hires = _hires(job=False)
 """Progressive high-resolution options (ivi_vfx.progressive)."""
 
 
@@ -118,13 +126,14 @@ job_inputs = _stack(
     _inputs(required=False),
     click.option("--out", metavar="PATTERN", help="Output sequence, e.g. clean.####.exr."),
     training,
+    _hires(job=True),
     click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
                  help="Checkpoint folder: job.json and model.ckpt (default: .ivi/<name>/ beside the output)."),
 )
 """The options that describe a job: a JobSpec file, or inpaint's options, or both (the options win)."""
 
 JOB_KEYS = ("plate", "mask", "out", "frames", "mask_channel", "preset", "steps", "budget", "finetune_steps",
-            "encoder", "work_size", "dilate", "seed")
+            "encoder", "work_size", "dilate", "seed", "scales", "patch_size", "scale_steps", "tile_size")
 
 
 def job_spec(job_file: Path | None, checkpoint_dir: Path | None, **values: Any) -> JobSpec:
@@ -135,8 +144,14 @@ def job_spec(job_file: Path | None, checkpoint_dir: Path | None, **values: Any) 
     if checkpoint_dir is not None:
         changes["checkpoint"] = str(checkpoint_dir)
     if job_file is not None:
-        return JobSpec.load(job_file).replace(**changes)
-    missing = [f"--{key}" for key in ("plate", "mask", "out") if key not in changes]
-    if missing:
-        raise click.UsageError(f"give --job FILE, or {', '.join(missing)} (as for ivi-render inpaint)")
-    return JobSpec(**changes)
+        spec = JobSpec.load(job_file).replace(**changes)
+    else:
+        missing = [f"--{key}" for key in ("plate", "mask", "out") if key not in changes]
+        if missing:
+            raise click.UsageError(f"give --job FILE, or {', '.join(missing)} (as for ivi-render inpaint)")
+        spec = JobSpec(**changes)
+    try:
+        spec.hires_config()
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--scales/--patch-size/--scale-steps/--tile-size") from exc
+    return spec

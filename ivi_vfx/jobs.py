@@ -6,9 +6,10 @@ round trip (a schema version; an unknown key is an error naming the key and the 
 `ivi-render train --job job.json`, `ivi-render render --job job.json --frames 1001-1010` on a farm
 node, and a Nuke panel that writes job.json all mean the same job.
 
-The checkpoint folder holds `job.json` (this spec, as trained) and `model.ckpt` (train.fit's
-checkpoint: configuration, architecture, shaper, shot summary, weights), so a render needs only
-the folder and its frames.
+The checkpoint folder holds `job.json` (this spec, as trained), `model.ckpt` (train.fit's
+checkpoint: configuration, architecture, shaper, shot summary, weights) and, for a plate much
+larger than the working size, `scales.ckpt` (the progressive finer scales), so a render needs
+only the folder and its frames.
 """
 from __future__ import annotations
 
@@ -19,15 +20,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ivi_vfx.config import TrainConfig, default_preset, preset_config
+from ivi_vfx.config import HiresConfig, TrainConfig, default_preset, preset_config
 from ivi_vfx.errors import ConfigError
 from ivi_vfx.io.sequence import parse_frames
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: the first keys; 2 adds the progressive high-resolution keys (scales ... tile_size). Files of
+version 1 read as they are."""
 JOB_FILE = "job.json"
 """Name of the JobSpec inside a checkpoint folder (and inside a farm bundle)."""
 MODEL_FILE = "model.ckpt"
 """Name of the checkpoint inside a checkpoint folder."""
+SCALES_FILE = "scales.ckpt"
+"""Name of the trained finer scales (progressive high resolution) inside a checkpoint folder."""
 
 
 def output_stem(out_pattern: str) -> str:
@@ -69,8 +74,16 @@ class JobSpec:
     """Grow the matte by this many full-resolution pixels; None: the preset's (0)."""
     seed: int | None = None
     """Random seed; None: the preset's (0)."""
+    scales: str | None = None
+    """Progressive high resolution: ``auto``, ``off``, a count, or fractions ending with 1; None: ``auto``."""
+    patch_size: int | None = None
+    """Training patch side at the finer scales, in pixels; None or 0: chosen from the device."""
+    scale_steps: int | None = None
+    """Training steps of each finer scale; None or 0: chosen from the device."""
+    tile_size: int | None = None
+    """Inference tile side at the finer scales, in pixels; None or 0: chosen from the rendering device."""
     checkpoint: str | None = None
-    """Checkpoint folder (holds job.json and model.ckpt); None: ``.ivi/<name>/`` beside the output."""
+    """Checkpoint folder (holds job.json, model.ckpt, scales.ckpt); None: ``.ivi/<name>/`` beside the output."""
     name: str | None = None
     """Job name for farms and logs; None: the output's file stem."""
 
@@ -104,6 +117,16 @@ class JobSpec:
     def frame_list(self) -> list[int] | None:
         """The frames as numbers, or None for every plate frame on disk."""
         return None if self.frames is None else list(parse_frames(self.frames))
+
+    @property
+    def scales_path(self) -> Path:
+        """The finer scales' file inside the checkpoint folder (absent when the plate needs none)."""
+        return self.checkpoint_dir / SCALES_FILE
+
+    def hires_config(self) -> HiresConfig:
+        """The progressive high-resolution settings (automatic sizes stay 0 until a device is known)."""
+        return HiresConfig(scales=self.scales or "auto", patch=self.patch_size or 0, steps=self.scale_steps or 0,
+                           tile=self.tile_size or 0).validate()
 
     def train_config(self, device: str = "cpu") -> TrainConfig:
         """The training configuration: the preset (or the device's default), then this job's changes."""
@@ -148,6 +171,7 @@ class JobSpec:
             raise ConfigError(f"{source}: {exc}") from exc
         try:
             spec.train_config()  # a bad preset or value is an error now, naming the file
+            spec.hires_config()
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from exc
         return spec

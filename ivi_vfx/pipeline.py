@@ -5,8 +5,9 @@ Two shapes of the same work, sharing `train_shot` and `render_shot`:
 - `inpaint`: the one-shot job (`ivi-render inpaint`, the demo): check, load the shot, train
   (resuming from a compatible checkpoint), render every frame from the model in memory.
 - `train_job` then `render_job` (`ivi-render train`, `render`, `run`, and the farm templates):
-  training writes a checkpoint folder (job.json + model.ckpt); a render loads that folder and
-  only the frames of its chunk, in any order, any number of times, on any machine.
+  training writes a checkpoint folder (job.json + model.ckpt, and scales.ckpt when the plate is
+  large enough for progressive finer scales); a render loads that folder and only the frames of
+  its chunk, in any order, any number of times, on any machine.
 
 Everything that can be checked before spending time is checked first (patterns, missing frames,
 outputs, the output folder), so a bad job fails in seconds, not after training.
@@ -25,7 +26,7 @@ from ivi_vfx import progressive
 from ivi_vfx.config import HiresConfig, PropagateConfig, TrainConfig
 from ivi_vfx.distributed import World, close_world, init_world, is_main_process
 from ivi_vfx.errors import ConfigError, ShapeError, StopRequested
-from ivi_vfx.io.exr import check_writable
+from ivi_vfx.io.exr import check_writable, read_exr
 from ivi_vfx.io.sequence import FrameSequence, compact, find_sequence, output_sequence
 from ivi_vfx.jobs import JOB_FILE, JobSpec, output_stem
 from ivi_vfx.nets import Generator
@@ -209,13 +210,16 @@ def inpaint_from_keys(plate: str, key_mask: str, key_frames: list[int], out: str
 
 def train_job(spec: JobSpec, *, device: str = "auto", resume: bool = True, on_progress: Report | None = None,
               should_stop: StopPoll | None = None) -> FitResult:
-    """Train a job's shot into its checkpoint folder (job.json + model.ckpt).
+    """Train a job's shot into its checkpoint folder (job.json + model.ckpt [+ scales.ckpt]).
 
     Inside torchrun (several processes), the ranks train data-parallel and rank 0 alone writes the
     folder and reports progress. Running it again after a stop or a kill resumes from the checkpoint.
+    On a plate large enough for progressive high resolution, rank 0 then trains the finer scales
+    (minutes) into scales.ckpt, unless the folder already holds ones made for this model and settings.
     """
     cfg = spec.train_config(str(resolve_device(device)))
     _check_config(cfg)
+    hires = spec.hires_config()
     plate_seq, mask_seq, out_seq = _sequences(spec.plate, spec.mask, spec.out, spec.frame_list())
     check_writable(out_seq.path(out_seq.frames[0]).parent)  # a render would fail later; say so now
     world, torch_device = init_world(resolve_device(device))
@@ -229,9 +233,26 @@ def train_job(spec: JobSpec, *, device: str = "auto", resume: bool = True, on_pr
         result = train_shot(shot, cfg, device=torch_device, checkpoint=spec.model_path, resume=resume,
                             report=on_progress if world.is_main else None, should_stop=should_stop, world=world)
         finished = True
-        return result
     finally:
         close_world(world, finished=finished)
+    if world.is_main:
+        _train_scales(spec, shot, result, hires, torch_device, should_stop)
+    return result
+
+
+def _train_scales(spec: JobSpec, shot: Shot, result: FitResult, hires: HiresConfig, device: torch.device,
+                  should_stop: StopPoll | None) -> None:
+    """Train the finer scales a job's plate needs into scales.ckpt (or remove a stale one when it needs none)."""
+    path = spec.scales_path
+    if progressive.levels_current(path, hires, result.step):
+        logger.info("finer scales already trained for this model: %s", path)
+        return
+    path.unlink(missing_ok=True)  # stale (another model or settings): never rendered with
+    levels = progressive.fit_levels(shot, hires.for_device(device.type), device, should_stop=should_stop)
+    if levels:
+        x, y, w, h = read_exr(shot.plate.path(shot.frames[0])).data_window
+        progressive.save_levels(path, levels, hires, full=(h, w), model_step=result.step)
+        logger.info("wrote %d finer scale(s): %s", len(levels), path)
 
 
 def render_job(spec: JobSpec, frames: list[int] | None = None, *, device: str = "auto", overwrite: bool = False,
@@ -269,11 +290,31 @@ def render_job(spec: JobSpec, frames: list[int] | None = None, *, device: str = 
         raise ShapeError(f"{plate_seq.pattern} is {shot.geometry.full[1]}x{shot.geometry.full[0]} but "
                          f"{spec.model_path} was trained on {trained['full'][1]}x{trained['full'][0]}; "
                          f"train again on this plate")
+    compose = _scales_renderer(spec, model, shot, int(data["step"]), torch_device)
     base = len(skipped) / len(frames)
     written = render_shot(model, shot, FrameSequence(out_seq.pattern, tuple(todo)), device=torch_device,
                           overwrite=overwrite, skip_existing=not overwrite,
-                          report=lambda f: report(base + (1 - base) * f), should_stop=should_stop)
+                          report=lambda f: report(base + (1 - base) * f), should_stop=should_stop, compose=compose)
     return RenderResult(written=written, skipped=skipped)
+
+
+def _scales_renderer(spec: JobSpec, model: Generator, shot: Shot, model_step: int,
+                     device: torch.device) -> Compose | None:
+    """The progressive renderer of a job's finer scales, or None when its folder holds none."""
+    path = spec.scales_path
+    if not path.is_file():
+        return None
+    levels, data = progressive.load_levels(path, device)
+    if int(data["model_step"]) != model_step:
+        raise ConfigError(f"{path}: made for the model at step {data['model_step']}, but {spec.model_path} is at "
+                          f"step {model_step}; run `ivi-render train` again to bring the finer scales up to date")
+    x, y, w, h = read_exr(shot.plate.path(shot.frames[0])).data_window
+    if [h, w] != list(data["full"]):
+        raise ShapeError(f"{shot.plate.path(shot.frames[0])}: its data window is {w}x{h}, but {path} was trained "
+                         f"on {data['full'][1]}x{data['full'][0]}; train again on this plate")
+    hires = HiresConfig.from_dict(data["hires"]).for_device(device.type)
+    logger.info("rendering through %d finer scale(s) from %s", len(levels), path)
+    return progressive.Progressive(model=model, levels=levels, shot=shot, cfg=hires, device=device)
 
 
 def run_job(spec: JobSpec, *, device: str = "auto", resume: bool = True, overwrite: bool = False,

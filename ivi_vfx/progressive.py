@@ -35,15 +35,19 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ivi_vfx import masks, tiles
+from ivi_vfx import checkpoint, masks, tiles
 from ivi_vfx.config import HiresConfig
+from ivi_vfx.errors import CheckpointError, StopRequested
 from ivi_vfx.io.exr import ExrImage, read_exr
 from ivi_vfx.nets import Generator
 from ivi_vfx.nets.generator import GatedConv
@@ -368,8 +372,12 @@ class PatchSampler:
 
 
 def fit_level(crops: list[Crop], patch: int, step: float, cfg: HiresConfig, level: int,
-              device: torch.device) -> DetailNet:
-    """Train one finer scale's DetailNet on its crops (cfg: a `for_device` copy, no automatic zeros)."""
+              device: torch.device, should_stop: Callable[[], bool] | None = None) -> DetailNet:
+    """Train one finer scale's DetailNet on its crops (cfg: a `for_device` copy, no automatic zeros).
+
+    `should_stop` is polled after every step; True raises StopRequested (a finer scale trains in
+    minutes, so nothing of it is kept: the run that resumes trains it again).
+    """
     torch.manual_seed(cfg.seed + 101 * level)
     net = DetailNet(cfg.width).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
@@ -384,6 +392,9 @@ def fit_level(crops: list[Crop], patch: int, step: float, cfg: HiresConfig, leve
         loss.backward()
         optimizer.step()
         running.append(float(loss.detach()))
+        if should_stop and should_stop():
+            raise StopRequested(f"stopped while training finer scale {level} (step {i} of {cfg.steps}); "
+                                f"run the same command again to finish")
         elapsed = time.perf_counter() - started
         out_of_budget = cfg.budget > 0 and elapsed * (i + 1) / i > cfg.budget * 60.0
         if i % cfg.log_every == 0 or i == cfg.steps or out_of_budget:
@@ -397,11 +408,13 @@ def fit_level(crops: list[Crop], patch: int, step: float, cfg: HiresConfig, leve
     return net
 
 
-def fit_levels(shot: Shot, cfg: HiresConfig, device: torch.device) -> list[Level]:
+def fit_levels(shot: Shot, cfg: HiresConfig, device: torch.device,
+               should_stop: Callable[[], bool] | None = None) -> list[Level]:
     """Plan the finer scales of a shot and train one DetailNet for each; [] when none are needed.
 
     Args:
         cfg: the progressive settings; automatic (0) values are chosen for `device` here.
+        should_stop: polled after every step (StopRequested when True).
     """
     cfg = cfg.for_device(device.type)
     header = read_exr(shot.plate.path(shot.frames[0]))
@@ -422,7 +435,7 @@ def fit_levels(shot: Shot, cfg: HiresConfig, device: torch.device) -> list[Level
         if not crops[k]:
             net = DetailNet(cfg.width).to(device).eval()  # every matte is empty: the prior as it is
         else:
-            net = fit_level(crops[k], cfg.patch, scale / coarser, cfg, k + 1, device)
+            net = fit_level(crops[k], cfg.patch, scale / coarser, cfg, k + 1, device, should_stop)
         crops[k] = []  # free this scale's patches before the next
         levels.append(Level(scale=scale, size=size, net=net))
     return levels
@@ -556,3 +569,50 @@ def prepare(shot: Shot, model: Generator, cfg: HiresConfig | None, device: torch
     if not levels:
         return None
     return Progressive(model=model, levels=levels, shot=shot, cfg=resolved, device=device)
+
+
+# --- the farm's shape: finer scales trained once, rendered in chunks ---------------------------------
+
+def save_levels(path: Path, levels: list[Level], cfg: HiresConfig, *, full: tuple[int, int], model_step: int) -> None:
+    """Write the trained finer scales beside the generator's checkpoint (atomically).
+
+    Args:
+        cfg: the settings they were trained with (as given, automatic zeros kept: `for_device` is
+            applied again where they render, so a GPU node may tile wider than the CPU that trained).
+        full: (H, W) of the plate's data window they were planned for.
+        model_step: the generator's step they were trained on: a longer training makes them stale.
+    """
+    checkpoint.save(path, {
+        "kind": "finer-scales", "hires": cfg.to_dict(), "full": list(full), "model_step": int(model_step),
+        "levels": [{"scale": float(lv.scale), "size": list(lv.size), "width": cfg.width,
+                    "model": lv.net.state_dict()} for lv in levels],
+    })
+
+
+def load_levels(path: Path, device: torch.device | str = "cpu") -> tuple[list[Level], dict[str, Any]]:
+    """Read finer scales written by `save_levels`: the levels (eval mode, on `device`) and the file's data."""
+    data = checkpoint.load(path, map_location=device)
+    if data.get("kind") != "finer-scales":
+        raise CheckpointError(f"{path}: not a finer-scales file; delete it and run `ivi-render train` again")
+    levels = []
+    for entry in data["levels"]:
+        net = DetailNet(int(entry["width"]))
+        try:
+            net.load_state_dict(entry["model"])
+        except RuntimeError as exc:
+            raise CheckpointError(f"{path}: does not fit this version's finer-scale network ({exc}); "
+                                  f"run `ivi-render train` again") from exc
+        levels.append(Level(scale=float(entry["scale"]), size=(int(entry["size"][0]), int(entry["size"][1])),
+                            net=net.to(device).eval()))
+    return levels, data
+
+
+def levels_current(path: Path, cfg: HiresConfig, model_step: int) -> bool:
+    """Whether `path` holds finer scales trained with `cfg` on the generator at `model_step`."""
+    if not Path(path).is_file():
+        return False
+    try:
+        data = checkpoint.load(path)
+    except CheckpointError:
+        return False  # a damaged file is trained again
+    return data.get("hires") == cfg.to_dict() and data.get("model_step") == model_step

@@ -47,7 +47,12 @@ def test_jobspec_round_trips_through_json_and_builds_the_presets_config(tmp_path
                    checkpoint="ck", name="sh010")
     path = spec.save(tmp_path / "job.json")
     assert JobSpec.load(path) == spec and JobSpec.from_dict(json.loads(path.read_text())) == spec
-    assert json.loads(path.read_text())["schema_version"] == 1
+    assert json.loads(path.read_text())["schema_version"] == 2
+    # A version 1 file (no progressive keys, as the Nuke side writes) reads with their defaults.
+    old = {k: v for k, v in json.loads(path.read_text()).items()
+           if k not in ("scales", "patch_size", "scale_steps", "tile_size")}
+    assert JobSpec.from_dict({**old, "schema_version": 1}) == spec
+    assert spec.hires_config().scales == "auto" and spec.scales_path == Path("ck/scales.ckpt")
     assert spec.frame_list() == [1001, 1003, 1005, 1007, 1009]
     assert spec.model_path == Path("ck/model.ckpt")
     assert spec.train_config() == preset_config("preview").rescheduled(40).replace(
@@ -67,6 +72,7 @@ BAD_JOBS = {
     "bad frames": (json.dumps({**JOB, "frames": "1001-abc"}), ["1001-abc"]),
     "bad preset": (json.dumps({**JOB, "preset": "fastest"}), ["fastest", "preview"]),
     "bad value": (json.dumps({**JOB, "work_size": 4}), ["work_size"]),
+    "bad scales": (json.dumps({**JOB, "scales": "0.5,0.7"}), ["scales", "ending with 1"]),
     "not json": ("{plate: p.####.exr", ["JSON"]),
     "not an object": ("[1, 2]", ["object"]),
 }

@@ -12,9 +12,11 @@ from torch import nn
 from exr_helpers import read_with_openexr, write_test_exr
 from ivi_vfx import progressive
 from ivi_vfx.config import HiresConfig, TrainConfig
+from ivi_vfx.errors import ConfigError
 from ivi_vfx.io.exr import read_exr
 from ivi_vfx.io.sequence import find_sequence
-from ivi_vfx.pipeline import inpaint
+from ivi_vfx.jobs import JobSpec
+from ivi_vfx.pipeline import inpaint, render_job, train_job
 from ivi_vfx.shot import load_shot
 
 TINY = TrainConfig(preset="test", cnum=8, steps=2, batch_size=2, work_size=16, log_every=1)
@@ -146,3 +148,49 @@ def test_overscan_is_filled_and_written_like_the_rest(tmp_path: Path) -> None:
         redness = filled[:, 0] - filled[:, 1:].mean(axis=1)
         assert np.abs(redness).mean() < 0.1 * (OBJECT[0] - OBJECT[1])
         assert not np.allclose(filled, OBJECT, atol=0.1)
+
+
+def test_the_farm_trains_the_finer_scales_once_and_renders_chunks_with_them(tmp_path: Path) -> None:
+    plate, mask, _ = _write_shot(tmp_path / "in", count=3, height=96, width=128, box=(30, 70, 40, 90))
+    spec = JobSpec(plate=plate, mask=mask, out=str(tmp_path / "farm" / "clean.####.exr"), preset="preview",
+                   steps=2, work_size=16, scales="2", patch_size=16, scale_steps=3, tile_size=48)
+    train_job(spec, device="cpu")
+    levels, data = progressive.load_levels(spec.scales_path)
+    assert [lv.size for lv in levels][-1] == (96, 128) and len(levels) == 2 and data["full"] == [96, 128]
+    made = spec.scales_path.stat().st_mtime_ns
+    train_job(spec, device="cpu")  # a retried Train task: the finer scales are current, not trained again
+    assert spec.scales_path.stat().st_mtime_ns == made
+
+    render_job(spec, [1002, 1003], device="cpu")  # chunks, in any order
+    render_job(spec, [1001], device="cpu")
+    one = tmp_path / "one" / "clean.####.exr"
+    inpaint(plate, mask, str(one), spec.train_config("cpu"), device="cpu", hires=spec.hires_config(),
+            checkpoint=tmp_path / "one.ckpt")
+    plain = spec.replace(out=str(tmp_path / "plain" / "clean.####.exr"), checkpoint=str(spec.checkpoint_dir))
+    spec.scales_path.rename(tmp_path / "kept.ckpt")
+    render_job(plain, [1001], device="cpu")  # without the finer scales: the working fill scaled up
+    for frame in (1001, 1002, 1003):
+        farm = read_exr(spec.out.replace("####", str(frame))).pixels
+        assert np.array_equal(farm, read_exr(str(one).replace("####", str(frame))).pixels)  # as one-shot
+    matte = read_exr(mask.replace("####", "1001")).pixels[..., 0] > 0
+    farm = read_exr(spec.out.replace("####", "1001")).pixels
+    assert not np.allclose(farm[matte], read_exr(plain.out.replace("####", "1001")).pixels[matte])
+
+
+def test_finer_scales_of_another_model_are_refused_and_retrained(tmp_path: Path) -> None:
+    plate, mask, _ = _write_shot(tmp_path / "in", count=2, height=96, width=128, box=(30, 70, 40, 90))
+    spec = JobSpec(plate=plate, mask=mask, out=str(tmp_path / "out" / "clean.####.exr"), preset="preview",
+                   steps=2, work_size=16, scales="1", patch_size=16, scale_steps=2, tile_size=48)
+    train_job(spec, device="cpu")
+    stale = tmp_path / "stale.ckpt"
+    spec.scales_path.rename(stale)
+    longer = spec.replace(steps=3)
+    train_job(longer, device="cpu")  # resumes to step 3; the finer scales are trained for that model
+    assert progressive.levels_current(spec.scales_path, spec.hires_config(), 3)
+    stale.replace(spec.scales_path)  # a folder holding the scales of the step-2 model
+    with pytest.raises(ConfigError, match="step 2.*step 3.*ivi-render train"):
+        render_job(longer, [1001], device="cpu")
+    assert not list((tmp_path / "out").glob("*.exr"))
+    train_job(longer, device="cpu")  # brings them up to date
+    assert progressive.levels_current(spec.scales_path, spec.hires_config(), 3)
+    render_job(longer, [1001], device="cpu")
