@@ -25,8 +25,8 @@ def sample_registry() -> JobRegistry:
     reg = JobRegistry()
     running = reg.add("sh010_clean", "IVI_Inpaint1", "this machine", "/shots/sh010/clean.####.exr", 1001, 1100)
     reg.start(running, ["ivi-render", "run", "/shots/sh010/.ivi/sh010_clean.nuke/job.json"], cancel=lambda: None)
-    for step, pct in ((100, 10), (300, 30), (450, 45)):
-        reg.line(running, f"10:2{pct // 10}:0{pct % 7} INFO step {step}/900 loss 0.0{pct}", None)
+    for (step, pct), loss in zip(((100, 10), (300, 30), (450, 45)), ("0.0712", "0.0415", "0.0338")):
+        reg.line(running, f"10:2{pct // 10}:0{pct % 7} INFO step {step}/900 loss {loss}", None)
         reg.line(running, f"Progress: {pct}%", pct)
     done = reg.add("sh020_wire", "IVI_Inpaint2", "this machine", "/shots/sh020/wire.####.exr", 1001, 1048)
     reg.start(done, ["ivi-render", "inpaint"], cancel=None)
