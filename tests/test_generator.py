@@ -35,6 +35,19 @@ def test_stride_two_pads_like_tensorflow_same(size: tuple[int, int]) -> None:
     assert out.shape[-2:] == tuple(-(-s // 2) for s in size)
 
 
+@pytest.mark.parametrize("k, rate", [(3, 1), (5, 1), (3, 2), (3, 16)])
+def test_stride_one_pads_inside_the_convolution_as_tensorflow_same(k: int, rate: int) -> None:
+    layer = GatedConv(3, 8, k=k, rate=rate)
+    assert layer.inner_pad
+    x = torch.randn(2, 3, 19, 24)
+    eff = (k - 1) * rate + 1
+    padded = torch.nn.functional.pad(x, [(eff - 1) // 2] * 4)  # TF SAME, stride 1: the same zeros each side
+    explicit = torch.nn.functional.conv2d(padded, layer.conv.weight, layer.conv.bias, dilation=rate)
+    feat, gate = explicit.chunk(2, dim=1)
+    torch.testing.assert_close(layer(x), torch.nn.functional.elu(feat) * torch.sigmoid(gate), atol=1e-5, rtol=1e-5)
+    assert not GatedConv(3, 8, stride=2).inner_pad  # stride 2 pads bottom/right: _same_pad
+
+
 def test_forward_gives_two_images_in_tanh_range_and_both_get_gradients() -> None:
     torch.manual_seed(0)
     g = Generator(8)

@@ -34,7 +34,13 @@ class GatedConv(nn.Module):
     def __init__(self, cin: int, cnum: int, k: int = 3, stride: int = 1, rate: int = 1,
                  act: Activation = F.elu, gated: bool = True) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(cin, cnum, k, stride=stride, dilation=rate)
+        eff = (k - 1) * rate + 1
+        # TF "SAME" at stride 1 pads (eff - 1) / 2 zeros on every side: the convolution's own padding
+        # does that without copying the input (an explicit F.pad costs a copy of every activation,
+        # forward and backward, and drops channels_last). Stride 2 pads asymmetrically: _same_pad.
+        self.inner_pad = stride == 1 and eff % 2 == 1
+        self.conv = nn.Conv2d(cin, cnum, k, stride=stride, dilation=rate,
+                              padding=(eff - 1) // 2 if self.inner_pad else 0)
         self.k, self.stride, self.rate, self.act, self.gated = k, stride, rate, act, gated
         nn.init.xavier_uniform_(self.conv.weight)  # Keras glorot_uniform
         nn.init.zeros_(self.conv.bias)
@@ -53,7 +59,7 @@ class GatedConv(nn.Module):
         return F.pad(x, pads)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv(self._same_pad(x))
+        y = self.conv(x if self.inner_pad else self._same_pad(x))
         if not self.gated:
             return y
         feat, gate = y.chunk(2, dim=1)
