@@ -1,6 +1,7 @@
 """Options shared by the subcommands, so every subcommand spells them the same way."""
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,7 @@ job_inputs = _stack(
     click.option("--job", "job_file", type=click.Path(exists=True, path_type=Path), default=None, metavar="FILE",
                  help="A JobSpec (job.json, or a checkpoint folder holding one); the options below change it."),
     _inputs(required=False),
+    keys,
     click.option("--out", metavar="PATTERN", help="Output sequence, e.g. clean.####.exr."),
     training,
     _hires(job=True),
@@ -132,24 +134,34 @@ job_inputs = _stack(
 )
 """The options that describe a job: a JobSpec file, or inpaint's options, or both (the options win)."""
 
-JOB_KEYS = ("plate", "mask", "out", "frames", "mask_channel", "preset", "steps", "budget", "finetune_steps",
-            "encoder", "work_size", "dilate", "seed", "scales", "patch_size", "scale_steps", "tile_size")
+JOB_KEYS = ("plate", "mask", "out", "key_mask", "key_frames", "frames", "mask_channel", "preset", "steps", "budget",
+            "finetune_steps", "encoder", "work_size", "dilate", "seed", "scales", "patch_size", "scale_steps",
+            "tile_size")
 
 
 def job_spec(job_file: Path | None, checkpoint_dir: Path | None, **values: Any) -> JobSpec:
     """The JobSpec that job_inputs describe; UsageError when neither a job file nor the inputs are given."""
     changes = {key: values[key] for key in JOB_KEYS if values.get(key) is not None}
-    if changes.get("frames") is not None:
-        changes["frames"] = compact(changes["frames"])
+    for key in ("frames", "key_frames"):
+        if changes.get(key) is not None:
+            changes[key] = compact(changes[key])
     if checkpoint_dir is not None:
         changes["checkpoint"] = str(checkpoint_dir)
-    if job_file is not None:
-        spec = JobSpec.load(job_file).replace(**changes)
-    else:
-        missing = [f"--{key}" for key in ("plate", "mask", "out") if key not in changes]
+    if job_file is None:
+        missing = [f"--{key}" for key in ("plate", "out") if key not in changes]
+        if "mask" not in changes and "key_mask" not in changes:
+            missing.insert(1, "--mask (or --key-mask with --key-frames)")
         if missing:
             raise click.UsageError(f"give --job FILE, or {', '.join(missing)} (as for ivi-render inpaint)")
-        spec = JobSpec(**changes)
+    data: dict[str, Any] = {}
+    if job_file is not None:
+        data = dataclasses.asdict(JobSpec.load(job_file))
+        if "mask" in changes or "key_mask" in changes:  # the command line's matte replaces the file's
+            data.update(mask=None, key_mask=None, key_frames=None)
+    try:
+        spec = JobSpec(**{**data, **changes})
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
     try:
         spec.hires_config()
     except ConfigError as exc:

@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ivi_vfx.config import HiresConfig, TrainConfig, default_preset, preset_config
+from ivi_vfx.config import (HiresConfig, PropagateConfig, TrainConfig, default_preset, preset_config,
+                            propagate_config)
 from ivi_vfx.errors import ConfigError
 from ivi_vfx.io.sequence import parse_frames
 
 SCHEMA_VERSION = 2
-"""1: the first keys; 2 adds the progressive high-resolution keys (scales ... tile_size). Files of
-version 1 read as they are."""
+"""1: the first keys; 2 adds the keyframe roto (key_mask, key_frames) and the progressive
+high-resolution keys (scales ... tile_size). Files of version 1 read as they are."""
 JOB_FILE = "job.json"
 """Name of the JobSpec inside a checkpoint folder (and inside a farm bundle)."""
 MODEL_FILE = "model.ckpt"
@@ -50,10 +51,15 @@ class JobSpec:
 
     plate: str
     """Plate sequence pattern (``plate.####.exr``, ``%04d`` or ``@``)."""
-    mask: str
-    """Matte sequence pattern (1 = fill), same frames and format as the plate."""
-    out: str
+    mask: str | None = None
+    """Matte sequence pattern (1 = fill), same frames and format as the plate; None with `key_mask`."""
+    out: str = ""
     """Output sequence pattern, always EXR."""
+    key_mask: str | None = None
+    """Instead of `mask`: the object's roto on key frames only; training first predicts the matte of
+    every frame from it (mask propagation) into the checkpoint folder, and alpha is that matte."""
+    key_frames: str | None = None
+    """The frames `key_mask` holds (``1001`` or ``1001,1060``); required with it."""
     frames: str | None = None
     """Frame range as farms write it (``1001-1100``, ``1001,1005``, ``1-10x2``); None: every plate frame on disk."""
     mask_channel: str | None = None
@@ -88,12 +94,16 @@ class JobSpec:
     """Job name for farms and logs; None: the output's file stem."""
 
     def __post_init__(self) -> None:
-        for key in ("plate", "mask", "out"):
+        for key in ("plate", "out", *(("mask",) if self.key_mask is None else ("key_mask",))):
             if not isinstance(getattr(self, key), str) or not getattr(self, key):
                 raise ConfigError(f"job: {key!r} must be a frame pattern such as plate.####.exr")
-        if self.frames is not None:
-            self.frames = str(self.frames)
-            parse_frames(self.frames)  # a bad range is an error when the job is made, not on the farm
+        if (self.mask is None) == (self.key_mask is None) or (self.key_mask is None) != (self.key_frames is None):
+            raise ConfigError("job: give either 'mask' (a matte sequence), or 'key_mask' with 'key_frames' "
+                              "(the roto of a few frames)")
+        for key in ("frames", "key_frames"):
+            if getattr(self, key) is not None:
+                setattr(self, key, str(getattr(self, key)))
+                parse_frames(getattr(self, key))  # a bad range is an error when the job is made, not on the farm
 
     # --- derived values ------------------------------------------------------------------------
 
@@ -113,6 +123,24 @@ class JobSpec:
     def model_path(self) -> Path:
         """The checkpoint file inside the checkpoint folder."""
         return self.checkpoint_dir / MODEL_FILE
+
+    @property
+    def mattes(self) -> str:
+        """The matte sequence that training and rendering read: `mask`, or the mattes predicted from
+        `key_mask` inside the checkpoint folder."""
+        if self.mask is not None:
+            return self.mask
+        return str(self.checkpoint_dir / "mattes" / "matte.####.exr")
+
+    @property
+    def mattes_channel(self) -> str | None:
+        """The channel of `mattes`: `mask_channel`, or None (the predicted mattes' only channel, A);
+        with a key_mask, `mask_channel` is the key roto's."""
+        return self.mask_channel if self.mask is not None else None
+
+    def key_frame_list(self) -> list[int]:
+        """The key frames as numbers; [] for a matte-sequence job."""
+        return [] if self.key_frames is None else list(parse_frames(self.key_frames))
 
     def frame_list(self) -> list[int] | None:
         """The frames as numbers, or None for every plate frame on disk."""
@@ -134,9 +162,14 @@ class JobSpec:
         return cfg.replace(budget=self.budget, finetune_steps=self.finetune_steps, encoder=self.encoder,
                            work_size=self.work_size, dilate=self.dilate, seed=self.seed)
 
+    def propagate_config(self, device: str = "cpu") -> PropagateConfig:
+        """The mask propagation configuration of a keyframe job: the preset's, with this job's seed."""
+        return propagate_config(self.preset or default_preset(device)).replace(seed=self.seed)
+
     def absolute(self) -> JobSpec:
         """A copy whose paths are absolute, for a job that runs on other machines or in other folders."""
-        paths = {key: os.path.abspath(getattr(self, key)) for key in ("plate", "mask", "out")}
+        paths = {key: os.path.abspath(getattr(self, key)) for key in ("plate", "mask", "out", "key_mask")
+                 if getattr(self, key) is not None}
         return self.replace(**paths, checkpoint=str(self.checkpoint_dir.absolute()))
 
     def replace(self, **changes: Any) -> JobSpec:
@@ -162,7 +195,9 @@ class JobSpec:
         unknown = sorted(set(data) - set(names))
         if unknown:
             raise ConfigError(f"{source}: unknown job keys: {', '.join(unknown)}; the keys are: {', '.join(names)}")
-        missing = [key for key in ("plate", "mask", "out") if key not in data]
+        missing = [key for key in ("plate", "out") if key not in data]
+        if "mask" not in data and "key_mask" not in data:
+            missing.insert(1, "mask (or key_mask with key_frames)")
         if missing:
             raise ConfigError(f"{source}: the job needs {', '.join(missing)}")
         try:

@@ -212,15 +212,23 @@ def train_job(spec: JobSpec, *, device: str = "auto", resume: bool = True, on_pr
               should_stop: StopPoll | None = None) -> FitResult:
     """Train a job's shot into its checkpoint folder (job.json + model.ckpt [+ scales.ckpt]).
 
-    Inside torchrun (several processes), the ranks train data-parallel and rank 0 alone writes the
-    folder and reports progress. Running it again after a stop or a kill resumes from the checkpoint.
+    A keyframe job (`key_mask`) first predicts every frame's matte into the folder (mattes/, with
+    propagate.ckpt), and trains on those. Inside torchrun (several processes), rank 0 alone
+    propagates, writes the folder and reports progress, and the ranks train data-parallel.
+    Running it again after a stop or a kill resumes from the checkpoints.
     On a plate large enough for progressive high resolution, rank 0 then trains the finer scales
     (minutes) into scales.ckpt, unless the folder already holds ones made for this model and settings.
     """
     cfg = spec.train_config(str(resolve_device(device)))
     _check_config(cfg)
     hires = spec.hires_config()
-    plate_seq, mask_seq, out_seq = _sequences(spec.plate, spec.mask, spec.out, spec.frame_list())
+    report = on_progress or (lambda fraction: None)
+    share = 0.0
+    if spec.key_mask is not None:
+        share = PROPAGATE_SHARE
+        if is_main_process():  # before joining the group: the other ranks wait there for rank 0
+            _propagate_job(spec, device, resume, lambda f: report(share * f), should_stop)
+    plate_seq, mask_seq, out_seq = _sequences(spec.plate, spec.mattes, spec.out, spec.frame_list())
     check_writable(out_seq.path(out_seq.frames[0]).parent)  # a render would fail later; say so now
     world, torch_device = init_world(resolve_device(device))
     finished = False
@@ -228,16 +236,29 @@ def train_job(spec: JobSpec, *, device: str = "auto", resume: bool = True, on_pr
         if world.is_main:
             # The job as trained, with what was decided here: the frames on disk and the preset.
             spec.replace(frames=compact(plate_seq.frames), preset=cfg.preset).save(spec.checkpoint_dir / JOB_FILE)
-        shot = load_shot(plate_seq, mask_seq, work_size=cfg.work_size, matte_channel=spec.mask_channel,
+        shot = load_shot(plate_seq, mask_seq, work_size=cfg.work_size, matte_channel=spec.mattes_channel,
                          dilate=cfg.dilate)
         result = train_shot(shot, cfg, device=torch_device, checkpoint=spec.model_path, resume=resume,
-                            report=on_progress if world.is_main else None, should_stop=should_stop, world=world)
+                            report=(lambda f: report(share + (1 - share) * f)) if world.is_main else None,
+                            should_stop=should_stop, world=world)
         finished = True
     finally:
         close_world(world, finished=finished)
     if world.is_main:
         _train_scales(spec, shot, result, hires, torch_device, should_stop)
     return result
+
+
+def _propagate_job(spec: JobSpec, device: str, resume: bool, report: Report, should_stop: StopPoll | None) -> None:
+    """Predict a keyframe job's mattes into its checkpoint folder (mattes/matte.####.exr)."""
+    plate_seq = find_sequence(spec.plate, spec.frame_list())
+    out_seq = output_sequence(spec.out, plate_seq.frames)
+    check_writable(out_seq.path(out_seq.frames[0]).parent)  # before minutes of propagation
+    logger.info("propagating the roto of frames %s to every frame", compact(spec.key_frame_list()))
+    propagate(spec.plate, spec.key_mask or "", spec.key_frame_list(), spec.mattes,
+              spec.propagate_config(str(resolve_device(device))), frames=list(plate_seq.frames),
+              mask_channel=spec.mask_channel, device=device, checkpoint=spec.checkpoint_dir / "propagate.ckpt",
+              resume=resume, overwrite=True, on_progress=report, should_stop=should_stop)
 
 
 def _train_scales(spec: JobSpec, shot: Shot, result: FitResult, hires: HiresConfig, device: torch.device,
@@ -272,7 +293,7 @@ def render_job(spec: JobSpec, frames: list[int] | None = None, *, device: str = 
     if outside:
         raise ConfigError(f"{spec.model_path}: frames {compact(outside)} were not trained (the shot is "
                           f"{compact(trained['frames'])}); render frames of the shot, or train on these frames")
-    plate_seq, mask_seq, out_seq = _sequences(spec.plate, spec.mask, spec.out, frames)
+    plate_seq, mask_seq, out_seq = _sequences(spec.plate, spec.mattes, spec.out, frames)
     check_writable(out_seq.path(out_seq.frames[0]).parent)
     report = on_progress or (lambda fraction: None)
     skipped = [] if overwrite else complete_frames(out_seq)

@@ -73,6 +73,9 @@ BAD_JOBS = {
     "bad preset": (json.dumps({**JOB, "preset": "fastest"}), ["fastest", "preview"]),
     "bad value": (json.dumps({**JOB, "work_size": 4}), ["work_size"]),
     "bad scales": (json.dumps({**JOB, "scales": "0.5,0.7"}), ["scales", "ending with 1"]),
+    "mask and keys": (json.dumps({**JOB, "key_mask": "k.####.exr", "key_frames": "1001"}), ["either 'mask'"]),
+    "keys without frames": (json.dumps({k: v for k, v in {**JOB, "key_mask": "k.####.exr"}.items() if k != "mask"}),
+                            ["key_frames"]),
     "not json": ("{plate: p.####.exr", ["JSON"]),
     "not an object": ("[1, 2]", ["object"]),
 }
@@ -148,6 +151,26 @@ def test_train_then_render_chunks_is_idempotent_and_matches_inpaint(tiny_shot: T
     for a, b in zip(pixels(str(out / "clean.####.exr"), tiny_shot.frames),
                     pixels(str(one / "clean.####.exr"), tiny_shot.frames)):
         assert np.array_equal(a, b)  # the chunks are the one-shot job, bit for bit
+
+
+def test_a_keyframe_job_predicts_its_mattes_when_training_and_renders_chunks_with_them(
+        tiny_shot: TinyShot, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    keys = ["--plate", tiny_shot.plate, "--key-mask", tiny_shot.mask, "--key-frames", "1001,1005"]
+    r = ivi("train", *keys, "--mask", tiny_shot.mask, "--out", str(out / "clean.####.exr"), *FAST)
+    assert r.returncode == 2 and "either 'mask'" in r.stderr  # a matte sequence or keys, not both
+    r = ivi("train", *keys, "--out", str(out / "clean.####.exr"), *FAST)
+    assert r.returncode == 0, r.stderr
+    folder = out / ".ivi" / "clean"
+    spec = JobSpec.load(folder)
+    assert (spec.mask, spec.key_frames) == (None, "1001,1005") and spec.mattes.startswith(str(folder / "mattes"))
+    mattes = [read_exr(spec.mattes.replace("####", str(f))) for f in tiny_shot.frames]
+    assert all(m.spec.channelnames == ("A",) for m in mattes)
+    r = ivi("render", "--checkpoint-dir", str(folder), "--frames", "1002-1003", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    for frame, matte in zip((1002, 1003), mattes[1:3]):
+        alpha = read_exr(str(out / f"clean.{frame}.exr")).pixels[..., -1]
+        assert np.array_equal(alpha > 0, matte.pixels[..., 0] > 0)  # alpha: the predicted matte
 
 
 def test_render_errors_name_the_fix(tiny_shot: TinyShot, tmp_path: Path) -> None:

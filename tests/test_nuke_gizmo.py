@@ -119,7 +119,7 @@ def test_progress_task_cancel_stops_the_run_with_sigterm(reg, tmp_path: Path) ->
     assert node[knobs.STATUS].value().startswith("cancelled") and node[knobs.SHOW_RESULT].value() is False
 
 
-def test_keyframe_matte_bakes_only_the_key_frames_and_runs_inpaint(reg, tmp_path: Path) -> None:
+def test_keyframe_matte_bakes_only_the_key_frames_and_runs_its_job_file(reg, tmp_path: Path) -> None:
     record = tmp_path / "argv.json"
     exe = fake_ivi_render(tmp_path, f"""
         import json, sys
@@ -134,8 +134,9 @@ def test_keyframe_matte_bakes_only_the_key_frames_and_runs_inpaint(reg, tmp_path
     assert [(c[1], c[4], c[5]) for c in calls("execute")] == [
         (knobs.WRITE_PLATE, 1001, 1003), (knobs.WRITE_MATTE, 1001, 1001), (knobs.WRITE_MATTE, 1003, 1003)]
     argv = json.loads(record.read_text())
-    assert argv[:2] == ["inpaint", "--plate"] and argv[argv.index("--key-frames") + 1] == "1001,1003"
-    assert not where.job_file.exists()  # a keyframe job has no JobSpec
+    assert argv[:2] == ["run", str(where.job_file)]
+    job_file = json.loads(where.job_file.read_text())
+    assert (job_file["key_mask"], job_file["key_frames"]) == (where.matte, "1001,1003") and "mask" not in job_file
     assert job.state == "failed" and node[knobs.STATUS].value().startswith("failed (exit 1: bad input)")
 
 

@@ -66,8 +66,6 @@ def test_request_job_file_is_a_jobspec_the_engine_loads(tmp_path: Path) -> None:
     ({knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: ""}, knobs.KEY_FRAMES, "e.g. 1001"),
     ({knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: "1001,x"}, knobs.KEY_FRAMES, "not a list"),
     ({knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: "1001 2000"}, knobs.KEY_FRAMES, "outside"),
-    ({knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: "1003", knobs.RUN_ON: "farm: openjd"},
-     knobs.RUN_ON, "this machine"),
     ({knobs.STEPS: -3}, knobs.STEPS, "0 for the preset's"),
     ({knobs.WORK_SIZE: 8}, knobs.WORK_SIZE, "at least 16"),
     ({knobs.PRESET: "ultra"}, knobs.PRESET, "create the node again"),
@@ -140,14 +138,18 @@ def test_command_lines_are_argument_lists_that_keep_odd_paths_whole(tmp_path: Pa
         commands.submit_command("ivi-render", req, where)
 
 
-def test_keyframe_command_line_carries_the_keys_and_settings() -> None:
+def test_a_keyframe_job_carries_the_keys_and_settings_in_its_jobspec() -> None:
+    from ivi_vfx.jobs import JobSpec
     req = request.from_knob_values(knob_values(**{knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: "1005,1001",
-                                                  knobs.PRESET: "preview", knobs.STEPS: 2, knobs.MATTE_CHANNEL: "green"}))
+                                                  knobs.PRESET: "preview", knobs.STEPS: 2, knobs.MATTE_CHANNEL: "green",
+                                                  knobs.RUN_ON: "farm: openjd"}))
     where = paths.job_paths(req)
-    assert commands.local_command("ivi-render", req, where) == [
-        "ivi-render", "inpaint", "--plate", where.plate, "--key-mask", where.matte, "--key-frames", "1001,1005",
-        "--frames", "1001-1005", "--mask-channel", "G", "--out", req.out, "--preset", "preview", "--steps", "2",
-        "--device", "auto", "--progress-format", "plain", "--overwrite"]
+    spec = JobSpec.from_dict(req.job_dict(where.plate, where.matte), "nuke")  # the engine's own reading
+    assert (spec.mask, spec.key_mask, spec.key_frames, spec.mask_channel) == (None, where.matte, "1001,1005", "G")
+    assert (spec.preset, spec.steps, spec.frames) == ("preview", 2, "1001-1005")
+    assert commands.submit_command("ivi-render", req, where)[-2:] == ["--job", str(where.job_file)]
+    local = request.from_knob_values(knob_values(**{knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: "1001"}))
+    assert commands.local_command("ivi-render", local, where)[:3] == ["ivi-render", "run", str(where.job_file)]
 
 
 def test_find_ivi_render_order_and_messages(tmp_path: Path) -> None:
@@ -280,14 +282,15 @@ def test_nuke_side_never_imports_torch_or_the_engine() -> None:
 
 
 @pytest.mark.slow
-def test_real_ivi_render_accepts_the_keyframe_command_line(tmp_path: Path) -> None:
+def test_real_ivi_render_runs_a_keyframe_job_file(tmp_path: Path) -> None:
     shot = make_tiny_shot(tmp_path / "shot", count=3)
     req = request.from_knob_values(knob_values(**{
         knobs.LAST_FRAME: 1003, knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: "1001", knobs.PRESET: "preview",
         knobs.STEPS: 2, knobs.WORK_SIZE: 32, knobs.OUTPUT: str(tmp_path / ODD / "clean.####.exr")}))
     where = paths.job_paths(req)
-    argv = commands.local_command(str(Path(sys.executable).with_name("ivi-render")), req,
-                                  paths.JobPaths(where.folder, shot.plate, shot.mask, where.job_file, where.bundle))
+    where.job_file.parent.mkdir(parents=True)
+    where.job_file.write_text(json.dumps(req.job_dict(shot.plate, shot.mask)))  # the tiny shot's matte as the roto
+    argv = commands.local_command(str(Path(sys.executable).with_name("ivi-render")), req, where)
     argv[argv.index("auto")] = "cpu"
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300,
                           env={**commands.subprocess_env(), "OMP_NUM_THREADS": "1"})

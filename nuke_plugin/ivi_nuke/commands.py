@@ -46,27 +46,16 @@ def subprocess_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def local_command(exe: str, request: InpaintRequest, paths: JobPaths, key_matte: str | None = None) -> list[str]:
-    """Train and render on this machine.
+def local_command(exe: str, request: InpaintRequest, paths: JobPaths) -> list[str]:
+    """Train and render the JobSpec on this machine (`ivi-render run job.json`).
 
-    A matte sequence runs the JobSpec (`ivi-render run job.json`); a keyframe matte, which a JobSpec
-    cannot carry, runs `ivi-render inpaint --key-mask ... --key-frames ...` with the same settings.
     The inputs were just baked again, so frames already on disk are rendered again (--overwrite);
     --no-resume when the resume knob is off (the inputs changed since the last training).
     """
     tail = ["--device", "auto", "--progress-format", "plain", "--overwrite"]
     if not request.resume:
         tail.append("--no-resume")
-    if not request.uses_keyframes:
-        return [exe, "run", str(paths.job_file), *tail]
-    argv = [exe, "inpaint", "--plate", paths.plate, "--key-mask", key_matte or paths.matte,
-            "--key-frames", ",".join(map(str, request.keyframes)), "--frames", request.frames,
-            "--mask-channel", request.matte_channel, "--out", request.out]
-    for option, value in (("--preset", request.preset), ("--steps", request.steps),
-                          ("--work-size", request.work_size)):
-        if value is not None:
-            argv += [option, str(value)]
-    return argv + tail
+    return [exe, "run", str(paths.job_file), *tail]
 
 
 def submit_command(exe: str, request: InpaintRequest, paths: JobPaths) -> list[str]:

@@ -63,8 +63,7 @@ def start(node: Any) -> Job:
         REGISTRY.fail(job, f"baking the inputs into {where.folder} failed: {exc}")
         raise RuntimeError(f"baking the inputs into {where.folder} failed: {exc}; check both inputs are "
                            f"connected and the folder can be written") from exc
-    if not req.uses_keyframes:
-        where.job_file.write_text(json.dumps(req.job_dict(where.plate, where.matte), indent=2) + "\n")
+    where.job_file.write_text(json.dumps(req.job_dict(where.plate, where.matte), indent=2) + "\n")
     argv = commands.submit_command(exe, req, where) if req.farm else commands.local_command(exe, req, where)
     task = None if req.farm else nuke.ProgressTask(f"IVI {req.name}")
     run: LocalRun

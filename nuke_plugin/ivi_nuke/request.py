@@ -15,8 +15,8 @@ from typing import Any, Mapping
 
 from . import knobs
 
-JOB_SCHEMA_VERSION = 1
-"""ivi_vfx.jobs.SCHEMA_VERSION at the time of writing: the JobSpec keys below are version 1's."""
+JOB_SCHEMA_VERSION = 2
+"""ivi_vfx.jobs.SCHEMA_VERSION at the time of writing: the JobSpec keys below are version 2's."""
 
 FRAME_TOKEN = re.compile(r"#+|%0?\d*d|@+")
 
@@ -63,8 +63,12 @@ class InpaintRequest:
         return stem or self.node_name
 
     def job_dict(self, plate: str, mask: str) -> dict[str, Any]:
-        """The JobSpec (schema 1) of a matte-sequence job whose inputs were baked to `plate` and `mask`."""
-        data: dict[str, Any] = {"schema_version": JOB_SCHEMA_VERSION, "plate": plate, "mask": mask,
+        """The JobSpec of a job whose inputs were baked to `plate` and `mask`: a matte sequence, or the
+        roto of the key frames (whose mattes `ivi-render train` then predicts for every frame)."""
+        matte: dict[str, Any] = {"mask": mask}
+        if self.uses_keyframes:
+            matte = {"key_mask": mask, "key_frames": ",".join(map(str, self.keyframes))}
+        data: dict[str, Any] = {"schema_version": JOB_SCHEMA_VERSION, "plate": plate, **matte,
                                 "out": self.out, "frames": self.frames, "mask_channel": self.matte_channel,
                                 "name": self.name}
         # Unset values stay out of the file, so the preset decides them where the job runs.
@@ -128,10 +132,6 @@ def from_knob_values(values: Mapping[str, Any], node_name: str = "IVI_Inpaint1")
     keyed = _choice(values, knobs.MATTE_MODE, knobs.MATTE_MODES) == "keyframe matte"
     run_on = _choice(values, knobs.RUN_ON, knobs.RUN_ON_CHOICES)
     farm = None if run_on == "this machine" else run_on.split(": ", 1)[1]
-    if keyed and farm:
-        raise RequestError(f"{knobs.RUN_ON}: keyframe mattes run on this machine only (a farm job carries a "
-                           f"matte for every frame); set {knobs.RUN_ON} to 'this machine', or render the "
-                           f"predicted mattes first and use a matte sequence")
     preset = _choice(values, knobs.PRESET, knobs.PRESETS)
     channel = _choice(values, knobs.MATTE_CHANNEL, knobs.MATTE_CHANNELS)
     return InpaintRequest(
