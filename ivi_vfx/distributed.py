@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import timedelta
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,8 +81,12 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def init_world(device: torch.device) -> tuple[World, torch.device]:
+def init_world(device: torch.device, timeout: timedelta | None = None) -> tuple[World, torch.device]:
     """Join the process group that torchrun describes in the environment, or stay a single process.
+
+    `timeout` bounds how long a rank waits for the others to join and in each collective (None:
+    torch's default); a rank that first does minutes of work alone (rank 0 propagating a keyframe
+    job's mattes) needs the others to wait longer than usual.
 
     Returns:
         The world, and the device of this rank: on CUDA, the GPU of its LOCAL_RANK.
@@ -94,7 +99,11 @@ def init_world(device: torch.device) -> tuple[World, torch.device]:
     if not dist.is_initialized():
         # The all-reduces are of CPU tensors (flags) and of gradients on the training device: gloo
         # serves CPU, nccl serves CUDA.
-        dist.init_process_group(backend="cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo")
+        backend = "cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo"
+        if timeout is None:
+            dist.init_process_group(backend=backend)
+        else:
+            dist.init_process_group(backend=backend, timeout=timeout)
     world = World(rank=dist.get_rank(), size=dist.get_world_size())
     logger.info("distributed training: rank %d of %d on %s", world.rank, world.size, device)
     return world, device

@@ -15,6 +15,7 @@ outputs, the output folder), so a bad job fails in seconds, not after training.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,8 @@ logger = logging.getLogger(__name__)
 TRAIN_SHARE = 0.9
 # Share of a two-stage run (keyframes -> mattes -> clean plate) that the propagation takes.
 PROPAGATE_SHARE = 0.3
+# Under torchrun, how long the other ranks wait for rank 0 to propagate a keyframe job's mattes.
+KEYFRAME_JOIN_TIMEOUT = timedelta(hours=2)
 
 Report = Callable[[float], None]
 """Progress callback: the fraction done, 0..1."""
@@ -223,16 +226,17 @@ def train_job(spec: JobSpec, *, device: str = "auto", resume: bool = True, on_pr
     _check_config(cfg)
     hires = spec.hires_config()
     report = on_progress or (lambda fraction: None)
-    share = 0.0
+    share, timeout = 0.0, None
     if spec.key_mask is not None:
-        share = PROPAGATE_SHARE
+        share, timeout = PROPAGATE_SHARE, KEYFRAME_JOIN_TIMEOUT
         if is_main_process():  # before joining the group: the other ranks wait there for rank 0
             _propagate_job(spec, device, resume, lambda f: report(share * f), should_stop)
-    plate_seq, mask_seq, out_seq = _sequences(spec.plate, spec.mattes, spec.out, spec.frame_list())
-    check_writable(out_seq.path(out_seq.frames[0]).parent)  # a render would fail later; say so now
-    world, torch_device = init_world(resolve_device(device))
+    world, torch_device = init_world(resolve_device(device), timeout)
     finished = False
     try:
+        # After joining: under torchrun, a keyframe job's mattes exist once rank 0 has joined.
+        plate_seq, mask_seq, out_seq = _sequences(spec.plate, spec.mattes, spec.out, spec.frame_list())
+        check_writable(out_seq.path(out_seq.frames[0]).parent)  # a render would fail later; say so now
         if world.is_main:
             # The job as trained, with what was decided here: the frames on disk and the preset.
             spec.replace(frames=compact(plate_seq.frames), preset=cfg.preset).save(spec.checkpoint_dir / JOB_FILE)
