@@ -15,9 +15,9 @@ outputs, the output folder), so a bad job fails in seconds, not after training.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -27,7 +27,7 @@ from ivi_vfx import progressive
 from ivi_vfx.config import HiresConfig, PropagateConfig, TrainConfig
 from ivi_vfx.distributed import World, close_world, init_world, is_main_process
 from ivi_vfx.errors import ConfigError, ShapeError, StopRequested
-from ivi_vfx.io.exr import check_writable, read_exr
+from ivi_vfx.io.exr import check_writable, read_header
 from ivi_vfx.io.sequence import FrameSequence, compact, find_sequence, output_sequence
 from ivi_vfx.jobs import JOB_FILE, JobSpec, output_stem
 from ivi_vfx.nets import Generator
@@ -274,9 +274,8 @@ def _train_scales(spec: JobSpec, shot: Shot, result: FitResult, hires: HiresConf
         return
     path.unlink(missing_ok=True)  # stale (another model or settings): never rendered with
     levels = progressive.fit_levels(shot, hires.for_device(device.type), device, should_stop=should_stop)
-    if levels:
-        x, y, w, h = read_exr(shot.plate.path(shot.frames[0])).data_window
-        progressive.save_levels(path, levels, hires, full=(h, w), model_step=result.step)
+    if levels:  # the finest level spans the plate's data window
+        progressive.save_levels(path, levels, hires, full=levels[-1].size, model_step=result.step)
         logger.info("wrote %d finer scale(s): %s", len(levels), path)
 
 
@@ -333,7 +332,8 @@ def _scales_renderer(spec: JobSpec, model: Generator, shot: Shot, model_step: in
     if int(data["model_step"]) != model_step:
         raise ConfigError(f"{path}: made for the model at step {data['model_step']}, but {spec.model_path} is at "
                           f"step {model_step}; run `ivi-render train` again to bring the finer scales up to date")
-    x, y, w, h = read_exr(shot.plate.path(shot.frames[0])).data_window
+    header = read_header(shot.plate.path(shot.frames[0]))  # the data window, without reading pixels
+    h, w = header.height, header.width
     if [h, w] != list(data["full"]):
         raise ShapeError(f"{shot.plate.path(shot.frames[0])}: its data window is {w}x{h}, but {path} was trained "
                          f"on {data['full'][1]}x{data['full'][0]}; train again on this plate")

@@ -48,7 +48,7 @@ from torch import nn
 from ivi_vfx import checkpoint, masks, tiles
 from ivi_vfx.config import HiresConfig
 from ivi_vfx.errors import CheckpointError, StopRequested
-from ivi_vfx.io.exr import ExrImage, read_exr
+from ivi_vfx.io.exr import ExrImage, read_exr, read_header
 from ivi_vfx.nets import Generator
 from ivi_vfx.nets.generator import GatedConv
 from ivi_vfx.render import Compose, composite_region
@@ -417,9 +417,8 @@ def fit_levels(shot: Shot, cfg: HiresConfig, device: torch.device,
         should_stop: polled after every step (StopRequested when True).
     """
     cfg = cfg.for_device(device.type)
-    header = read_exr(shot.plate.path(shot.frames[0]))
-    x, y, w, h = header.data_window
-    del header
+    header = read_header(shot.plate.path(shot.frames[0]))  # the data window, without reading pixels
+    h, w = header.height, header.width
     scales = plan_scales((h, w), shot.geometry.work, cfg)
     if not scales:
         return []
