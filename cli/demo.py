@@ -17,7 +17,8 @@ from .progress import Progress
 @click.command()
 @click.option("--out", "folder", type=click.Path(file_okay=False, path_type=Path), default=Path("ivi_demo"),
               show_default=True, help="Folder for the shot, the clean plate and the picture.")
-@click.option("--steps", type=click.IntRange(min=0), default=500, show_default=True, help="Training steps.")
+@click.option("--steps", type=click.IntRange(min=0), default=1200, show_default=True,
+              help="Training steps (in batches of 2, the cpu preset's).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--overwrite", is_flag=True, help="Replace the results of an earlier demo in the folder.")
 def demo(folder: Path, steps: int, device: str, overwrite: bool) -> None:
