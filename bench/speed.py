@@ -45,7 +45,7 @@ class Spec:
     preset: str = "paper"
     changes: dict = field(default_factory=dict)
     """TrainConfig fields (cnum, batch_size, crop, work_size, channels_last, precision, compile, threads)."""
-    flush_denormal: bool = True
+    flush_denormal: bool = False
 
 
 def reference(work: int, batch: int) -> Spec:
@@ -57,7 +57,7 @@ def reference(work: int, batch: int) -> Spec:
 
 def optimised(work: int, batch: int) -> Spec:
     """The same network, frames and batch with the runtime defaults of TrainConfig (runtime.py)."""
-    return Spec("optimised", "paper", {"work_size": work, "batch_size": batch}, flush_denormal=True)
+    return Spec("optimised", "paper", {"work_size": work, "batch_size": batch}, flush_denormal=False)
 
 
 def switch_specs(work: int, batch: int, threads: int) -> list[Spec]:

@@ -11,13 +11,19 @@ def binarize(matte: torch.Tensor) -> torch.Tensor:
 
 
 def dilate(mask: torch.Tensor, pixels: int) -> torch.Tensor:
-    """Grow a binary mask (..., H, W) by `pixels` in every direction (a square structuring element)."""
+    """Grow a binary mask (..., H, W) by `pixels` in every direction (a square structuring element).
+
+    The square's maximum is taken as two 1-D passes (exact: a max is separable), so a wide
+    growth (a search radius over many frames) costs 2r, not r^2, a pixel; `pixels` beyond the
+    frame's size changes nothing and is capped. Returns float32 {0, 1}, or `mask` itself for 0.
+    """
     if pixels <= 0:
         return mask
     shape = mask.shape
+    pixels = min(pixels, max(shape[-2:]))
     m = mask.reshape(-1, 1, *shape[-2:]).float()
-    k = 2 * pixels + 1
-    m = F.max_pool2d(m, kernel_size=k, stride=1, padding=pixels)
+    m = F.max_pool2d(m, (2 * pixels + 1, 1), 1, (pixels, 0))
+    m = F.max_pool2d(m, (1, 2 * pixels + 1), 1, (0, pixels))
     return m.reshape(shape)
 
 

@@ -182,24 +182,6 @@ def _pixels(share: float, geometry_work: tuple[int, int]) -> int:
     return max(1, round(share * max(geometry_work))) if share > 0 else 0
 
 
-def _grow(mask: torch.Tensor, pixels: int) -> torch.Tensor:
-    """masks.dilate by a square, as two 1-D passes and capped at the frame: a search radius that
-    grows over many lost frames stays cheap (a (2r+1)^2 window costs r^2 a pixel).
-
-    Args:
-        mask: (..., h, w) {0, 1} float or bool.
-    Returns:
-        (..., h, w) float32 {0, 1}.
-    """
-    shape = mask.shape
-    pixels = min(pixels, max(shape[-2:]))
-    m = mask.reshape(-1, 1, *shape[-2:]).float()
-    if pixels > 0:
-        m = F.max_pool2d(m, (2 * pixels + 1, 1), 1, (pixels, 0))
-        m = F.max_pool2d(m, (1, 2 * pixels + 1), 1, (0, pixels))
-    return m.reshape(shape)
-
-
 def reconstruct(seed: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The connected parts (8-connectivity) of `mask` that touch `seed`: morphological reconstruction.
 
@@ -250,7 +232,7 @@ def track(binary: torch.Tensor, anchors: dict[int, torch.Tensor], radius: int) -
         for direction in (1, -1):
             last, gap, t = anchors[start], 0, start + direction
             while 0 <= t < count and t not in anchors:
-                near = _grow(last, radius * (gap + 1)) > 0
+                near = masks.dilate(last.float(), radius * (gap + 1)) > 0
                 found = reconstruct(binary[t] & near, binary[t])
                 if found.any():
                     last, gap = found, 0
@@ -331,7 +313,7 @@ def self_training_unknown(model: UNet, keys: Keys, cfg: PropagateConfig,
         (T, 1, ph, pw) float32 {0, 1}.
     """
     found = tracked_mattes(model, keys, cfg, cfg.threshold / 2, device).float()
-    found = _grow(found, _pixels(cfg.margin, keys.frames.geometry.work))
+    found = masks.dilate(found, _pixels(cfg.margin, keys.frames.geometry.work))
     lost = found.flatten(1).amax(1) == 0
     found[lost] = 1
     unknown = reach(keys, cfg) * found
