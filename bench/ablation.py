@@ -80,7 +80,7 @@ def run_variant(clip: Path, checkpoint: Path, out: Path, steps: int, finetune: i
     from ivi_vfx.config import preset_config
     from ivi_vfx.pipeline import inpaint
 
-    cfg = preset_config("cpu").replace(steps=steps + finetune, finetune_steps=finetune, budget=0.0,
+    cfg = preset_config("final").replace(steps=steps + finetune, finetune_steps=finetune, budget=0.0,
                                        work_size=work_size, checkpoint_every=10_000, validate_every=0,
                                        **VARIANTS[variant])
     tic = time.perf_counter()
@@ -96,7 +96,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=400, help="reconstruction-only steps, shared by every variant")
     ap.add_argument("--finetune", type=int, default=150, help="fine-tune steps of each variant")
     ap.add_argument("--variants", default="none,restart,ambiguity,stab-reference,stab-paper,stabilize,both")
-    ap.add_argument("--work-size", type=int, default=256, help="working resolution's longest side (cpu preset: 256)")
+    ap.add_argument("--work-size", type=int, default=256, help="working resolution's longest side (final preset on a CPU: 256)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/ivi_ablation"))
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     ap.add_argument("--one", nargs=3, metavar=("CLIP", "CHECKPOINT", "OUT"), help=argparse.SUPPRESS)
@@ -153,7 +153,7 @@ def main() -> None:
             done.write_text(json.dumps(result))
             rows.append({"clip": name, **result})
             print(f"{name}: {variant} done in {got['seconds']:.0f} s", file=sys.stderr, flush=True)
-    print(f"\nstage 1: {a.steps} reconstruction steps (cpu preset network at up to {a.work_size} px, shared by all "
+    print(f"\nstage 1: {a.steps} reconstruction steps (final preset's CPU network at up to {a.work_size} px, shared by all "
           f"variants); then {a.finetune} steps per variant\n")
     print("| shot | variant | hole PSNR | SSIM | flicker | fill motion | fine-tune s/step | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|")

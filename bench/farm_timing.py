@@ -5,7 +5,7 @@ bundle with `ivi-render submit`, runs it locally with `openjd run --step Render 
 --output json`, and prints a table of every task's wall time (from the process's start to its exit,
 as openjd logs them; each includes ivi-render's start-up, about 1.5 s of importing torch).
 
-    .venv/bin/python bench/farm_timing.py [--steps 200] [--chunk-size 4] [--preset cpu] [--threads 1]
+    .venv/bin/python bench/farm_timing.py [--steps 200] [--chunk-size 4] [--preset final] [--threads 1]
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=200, help="training steps")
     parser.add_argument("--chunk-size", type=int, default=4, help="frames per Render task")
-    parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--preset", default="final")
     parser.add_argument("--threads", default="1", help="OMP_NUM_THREADS of the tasks")
     args = parser.parse_args()
     env = {**os.environ, "OMP_NUM_THREADS": args.threads, "PYTHONUNBUFFERED": "1"}

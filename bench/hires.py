@@ -205,7 +205,7 @@ def main() -> None:
             plate, mask = write_scene(scene, folder / "shot", args.compression)
             print(f"{name}: wrote {args.frames} frames {width}x{height} in {time.perf_counter() - tic:.0f} s",
                   file=sys.stderr)
-            common = ["--plate", plate, "--mask", mask, "--preset", "cpu", "--steps", str(args.steps), "--budget",
+            common = ["--plate", plate, "--mask", mask, "--preset", "final", "--steps", str(args.steps), "--budget",
                       "0", "--work-size", str(args.work_size), "--device", args.device, "--overwrite"]
             coarse_seconds = 0.0
             for label, scales in (("working", "off"), ("progressive", args.scales)):

@@ -8,7 +8,7 @@ validation.py), which needs no ground truth. The peers of the shared harness (te
 shiftmap) are run once per shot. Prints a markdown table and writes a PNG plot.
 
 usage: python bench/quality.py [--clips pan_astronaut,fixed_rocket,davis_blackswan_fixed,davis_bmx_objswan]
-                               [--preset cpu] [--budget 10] [--marks 1,2,4,6,8,10] [--set lr=1e-3 ...]
+                               [--preset final] [--budget 10] [--marks 1,2,4,6,8,10] [--set lr=1e-3 ...]
                                [--work /tmp/ivi_quality_curve] [--plot quality.png]
 Needs opencv-contrib-python-headless, scikit-image and matplotlib besides the project.
 Timed: run it alone on the machine.
@@ -83,7 +83,7 @@ def curve(clip: Path, out: Path, cfg, marks: list[float]) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", default="pan_astronaut,fixed_rocket,davis_blackswan_fixed,davis_bmx_objswan")
-    ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--preset", default="final")
     ap.add_argument("--budget", type=float, default=10.0, help="minutes of training per shot")
     ap.add_argument("--marks", default="1,2,4,6,8", help="minutes at which to score a copy of the model")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",

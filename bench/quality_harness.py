@@ -4,7 +4,7 @@ Runs `../shared/bench/run_quality.py` (which builds nothing itself: this script 
 clips first with its clips.py), with `ivi-render inpaint` at a preset, and prints one markdown
 table: hole PSNR, SSIM, flicker and wall time per shot and method, with the tool's steps.
 
-usage: python bench/quality_harness.py [--clips pan_astronaut,davis_blackswan_fixed] [--preset cpu]
+usage: python bench/quality_harness.py [--clips pan_astronaut,davis_blackswan_fixed] [--preset final]
                                       [--steps N] [--work /tmp/ivi_quality] [--shared ../shared]
 Needs opencv-contrib-python-headless and scikit-image besides the project (make quality installs them).
 """
@@ -33,7 +33,7 @@ def _steps_reached(run_folder: Path) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", default="", help="comma-separated shot names (default: all public shots)")
-    ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--preset", default="final")
     ap.add_argument("--steps", type=int, default=None, help="override the preset's steps")
     ap.add_argument("--work", type=Path, default=Path("/tmp/ivi_quality"))
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared")

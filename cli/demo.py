@@ -18,7 +18,7 @@ from .progress import Progress
 @click.option("--out", "folder", type=click.Path(file_okay=False, path_type=Path), default=Path("ivi_demo"),
               show_default=True, help="Folder for the shot, the clean plate and the picture.")
 @click.option("--steps", type=click.IntRange(min=0), default=1200, show_default=True,
-              help="Training steps (in batches of 2, the cpu preset's).")
+              help="Training steps (in batches of 2, as the final preset on a CPU).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--overwrite", is_flag=True, help="Replace the results of an earlier demo in the folder.")
 def demo(folder: Path, steps: int, device: str, overwrite: bool) -> None:
@@ -30,7 +30,7 @@ def demo(folder: Path, steps: int, device: str, overwrite: bool) -> None:
     """
     shot = demo_shot.write_shot(folder / "shot")
     out = str(folder / "clean" / "clean.####.exr")
-    cfg = preset_config("cpu").replace(steps=steps, log_every=100)
+    cfg = preset_config("final").replace(steps=steps, log_every=100)
     with Progress() as progress:
         run_inpaint(shot.plate, shot.mask, out, cfg, device=device, overwrite=overwrite, resume=False,
                     on_progress=progress)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ivi_vfx.config import PRESETS
+from ivi_vfx.config import PRESET_NAMES
 from ivi_vfx.errors import ConfigError
 from ivi_vfx.io.sequence import compact, parse_frames
 from ivi_vfx.jobs import JobSpec
@@ -61,8 +61,10 @@ keys = _stack(
 """The keyframe roto that mask propagation starts from."""
 
 training = _stack(
-    click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None,
-                 help="Named configuration (default: 'paper' on a GPU, 'cpu' otherwise)."),
+    click.option("--preset", type=click.Choice(PRESET_NAMES), default=None,
+                 help="What the run is for: 'quick' (a look in minutes), 'final' (the default) or 'paper' (the "
+                      "reference method, hours on a GPU); each has a CPU and a GPU variant. 'preview' and "
+                      "'cpu' are the earlier names of quick and final."),
     click.option("--steps", type=click.IntRange(min=0), default=None, help="Training steps (default: the preset's)."),
     click.option("--budget", type=click.FloatRange(min=0), default=None, metavar="MINUTES",
                  help="Most minutes of training, 0 for no limit (default: the preset's); training ends at "

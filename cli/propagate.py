@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from ivi_vfx.config import PROPAGATE_PRESETS, default_preset, propagate_config
+from ivi_vfx.config import PRESET_NAMES, default_preset, propagate_config
 from ivi_vfx.propagate import propagate as run_propagate
 from ivi_vfx.train import resolve_device
 
@@ -23,8 +23,8 @@ from .progress import Progress
 @click.option("--mask-channel", metavar="NAME", help="Channel of the key mattes (default: A, or the only channel).")
 @click.option("--out", required=True, metavar="PATTERN", help="Output mattes, e.g. matte.####.exr (channel A).")
 @click.option("--overwrite", is_flag=True, help="Replace mattes that already exist.")
-@click.option("--preset", type=click.Choice(sorted(PROPAGATE_PRESETS)), default=None,
-              help="Named configuration (default: 'paper' on a GPU, 'cpu' otherwise).")
+@click.option("--preset", type=click.Choice(PRESET_NAMES), default=None,
+              help="What the run is for: quick, final (the default) or paper; see ivi-render inpaint --help.")
 @click.option("--steps", type=click.IntRange(min=0), default=None, help="Training steps (default: the preset's).")
 @click.option("--budget", type=click.FloatRange(min=0), default=None, metavar="MINUTES",
               help="Most minutes of training, 0 for no limit (default: the preset's).")
@@ -39,11 +39,15 @@ from .progress import Progress
 @click.option("--track", type=click.FloatRange(0, 1, max_open=True), default=None, metavar="SHARE",
               help="Temporal constraint: keep the parts of a frame's matte within this share of the frame of the "
                    "previous frame's matte, outward from the keys; 0 treats each frame on its own (default 0.04).")
+@click.option("--grow", type=click.FloatRange(0, 1, max_open=True), default=None, metavar="SHARE",
+              help="With --track: cut a frame's matte at this share of the frame beyond the previous frame's; "
+                   "0 keeps each kept part whole (default 0).")
 @click.option("--max-speed", type=click.FloatRange(min=0), default=None, metavar="SHARE",
               help="Fastest object motion, as a share of the frame per frame: farther from the key matte is taught "
-                   "as background; 0 for no limit (default 0.03). Raise it for a fast object.")
+                   "as background; 0 for no limit (the default). Set it for a slow object, e.g. 0.03.")
 @click.option("--rounds", type=click.IntRange(min=0), default=None,
-              help="Self-training rounds on the other frames' backgrounds; 0 trains on the keys alone (default 2).")
+              help="Self-training rounds on the other frames' backgrounds; 0 trains on the keys alone (the "
+                   "default; experimental).")
 @click.option("--seed", type=int, default=None, help="Random seed (default 0).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -52,7 +56,7 @@ from .progress import Progress
 def propagate(plate: str, key_mask: str | None, key_frames: list[int] | None, frames: list[int] | None, mask_channel: str | None,
               out: str, overwrite: bool, preset: str | None, steps: int | None, budget: float | None,
               work_size: int | None, threshold: float | None, object_weight: float | None, dilate: int | None,
-              track: float | None, max_speed: float | None, rounds: int | None, seed: int | None, device: str, checkpoint: Path | None, resume: bool) -> None:
+              track: float | None, grow: float | None, max_speed: float | None, rounds: int | None, seed: int | None, device: str, checkpoint: Path | None, resume: bool) -> None:
     """Train on the key frames' roto, then write the object's matte for every frame.
 
     \b
@@ -62,9 +66,11 @@ def propagate(plate: str, key_mask: str | None, key_frames: list[int] | None, fr
     """
     if key_mask is None or key_frames is None:
         raise click.UsageError("give --key-mask and --key-frames")
-    name = preset or default_preset(str(resolve_device(device)))
-    cfg = propagate_config(name).replace(steps=steps, budget=budget, work_size=work_size, threshold=threshold,
-                                         object_weight=object_weight, dilate=dilate, track=track, max_speed=max_speed,
+    on = str(resolve_device(device))
+    name = preset or default_preset(on)
+    cfg = propagate_config(name, on).replace(steps=steps, budget=budget, work_size=work_size, threshold=threshold,
+                                         object_weight=object_weight, dilate=dilate, track=track, grow=grow,
+                                         max_speed=max_speed,
                                          rounds=rounds, seed=seed)
     stop = StopFlag()
     stop.install()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ivi_vfx.errors import ConfigError
@@ -125,6 +125,9 @@ class TrainConfig(JsonConfig):
     """'constant' (the reference) or 'cosine': from `lr` down to lr/20 over each stage, following
     the larger of the stage's share of steps and of the budget's time, after a 10-step warm-up. A
     short budget spent at a falling rate gets further than one spent at the reference's constant rate."""
+    lr_decay: float = 1.0
+    """With 'cosine': the last share of each stage over which the rate falls; before it, the rate
+    holds at `lr`. 1.0 falls over the whole stage; 0.3 holds for 70% of it, then falls."""
     adam_betas: tuple[float, float] = (0.9, 0.999)
     """Adam (beta1, beta2)."""
     adam_eps: float = 1e-7
@@ -137,7 +140,8 @@ class TrainConfig(JsonConfig):
     Crops are placed around the hole so that each step teaches filling."""
     validate_every: int = 50
     """Steps between two validations on held-out known pixels (validation.py): the stopping rule
-    and the run's quality estimate. 0: no pixels are held out, no estimate, no early stop."""
+    and the run's quality estimate. 0: no pixels are held out, no estimate, no early stop. With
+    crops, whole-frame steps: a crop of a quarter of the frame validates every 4 x this many steps."""
     patience: int = 8
     """Validations without a 1% gain that make a plateau: the first one begins the fine-tune stage
     (when the run has one), the next ends training. 0: validate, but never stop early."""
@@ -175,6 +179,7 @@ class TrainConfig(JsonConfig):
             (self.batch_size >= 1, "batch_size must be at least 1"),
             (self.lr > 0, "lr must be positive"),
             (self.lr_schedule in ("constant", "cosine"), "lr_schedule must be 'constant' or 'cosine'"),
+            (0.0 < self.lr_decay <= 1.0, "lr_decay must lie between 0 (excluded) and 1, a share of the stage"),
             (self.work_size >= 16, "work_size must be at least 16 pixels"),
             (self.crop == 0 or self.crop >= 16, "crop must be 0 (whole frames) or at least 16 pixels"),
             (self.dilate >= 0, "dilate must be 0 or more pixels"),
@@ -199,45 +204,81 @@ class TrainConfig(JsonConfig):
 
 @dataclass(frozen=True)
 class Preset:
-    """A named starting configuration and what it is for."""
+    """A named starting configuration, named for what the user wants, with one variant per kind of device.
 
-    description: str
-    config: TrainConfig = field(default_factory=TrainConfig)
+    The training and propagation presets share their names, so that one --preset picks both.
+    """
 
+    intent: str
+    """What it is for, in the user's words."""
+    cpu: TrainConfig
+    """The configuration on a CPU."""
+    gpu: TrainConfig
+    """The configuration on a GPU."""
+
+    def config(self, device: str) -> TrainConfig:
+        """The variant for `device` ('cpu', 'cuda', 'cuda:1', ...), a fresh copy."""
+        return dataclasses.replace(self.gpu if device.startswith("cuda") else self.cpu)
+
+
+# The CPU variants are bound by their budgets: on 2 cores more steps beat bigger batches and wider
+# networks at equal time (README, "Quality"), so they train the paper's network at 2/3 width in
+# batches of 2, and their step counts are caps that the budget or the stopping rule reaches first.
+# The final one trains on 96 px crops around the matte: 2.2x the steps of whole 192x108 frames in
+# the same time, which took fixed_rocket from 21.36 to 23.03 dB at 10 minutes (64 px crops, with
+# too little context around the hole, fell to 18.52).
+_CPU = dict(cnum=32, batch_size=2, work_size=256, log_every=50, checkpoint_every=200)
 
 PRESETS: dict[str, Preset] = {
+    "quick": Preset(
+        "A quick look: is the matte right, will the fill hold? The half-width network (1.0M parameters) "
+        "at up to 192 px for 3 minutes of training on a CPU; the paper's network at up to 600 px for "
+        "5 minutes on a GPU.",
+        cpu=TrainConfig(preset="quick", **_CPU | dict(cnum=24, work_size=192, log_every=25, checkpoint_every=100),
+                        steps=10_000, budget=3.0),
+        gpu=TrainConfig(preset="quick", steps=10_000, budget=5.0),
+    ),
+    "final": Preset(
+        "The final render, the default: on a CPU the paper's network at 2/3 width (1.8M parameters) at up "
+        "to 256 px, on 96 px crops around the matte in batches of 2, for 8 minutes of training, so that a "
+        "30-frame 216x120 shot is done in under 10 minutes on 2 cores; on a GPU the paper's network and "
+        "schedule at up to 600 px (50,000 steps, then 20,000 with both regularizers) within an hour, the "
+        "fine-tune stage taking the budget's last share, ending sooner when the held-out error stops falling.",
+        cpu=TrainConfig(preset="final", **_CPU, crop=96, steps=20_000, budget=8.0),
+        gpu=TrainConfig(preset="final", steps=70_000, finetune_steps=20_000, budget=60.0),
+    ),
     "paper": Preset(
-        "The reference method: the 4.05M-parameter network, whole frames in batches of 5, 50,000 "
-        "reconstruction steps then 20,000 with both regularizers. For a GPU.",
-        TrainConfig(preset="paper", steps=70_000, finetune_steps=20_000),
-    ),
-    "cpu": Preset(
-        "The default without a GPU: the paper's network at 2/3 width (1.8M parameters) on whole frames "
-        "at up to 256 px in batches of 2, up to 2,000 steps within 8 minutes of training, so that a "
-        "30-frame 216x120 shot is done in under 10 minutes on 2 cores. Batches of 2 (the reference: 5) "
-        "give 2.4x the steps in the same time, which measured +0.2 to +3.0 dB of hole PSNR at 8 minutes.",
-        TrainConfig(preset="cpu", cnum=32, steps=2000, budget=8.0, batch_size=2, work_size=256, log_every=50,
-                    checkpoint_every=200),
-    ),
-    "preview": Preset(
-        "A quick look: the half-width network (1.0M parameters) for up to 300 steps or 3 minutes of "
-        "training at up to 192 px.",
-        TrainConfig(preset="preview", cnum=24, steps=300, budget=3.0, work_size=192, log_every=25,
-                    checkpoint_every=100),
+        "The reference method as published, to compare against: the 4.05M-parameter network, whole frames "
+        "in batches of 5, 50,000 reconstruction steps then 20,000 with both regularizers, up to 600 px, "
+        "no time limit (hours on a GPU, days on a CPU).",
+        cpu=TrainConfig(preset="paper", steps=70_000, finetune_steps=20_000),
+        gpu=TrainConfig(preset="paper", steps=70_000, finetune_steps=20_000),
     ),
 }
 
+PRESET_ALIASES: dict[str, str] = {"preview": "quick", "cpu": "final"}
+"""Earlier preset names, still read (job files, scripts): 'preview' is now 'quick', 'cpu' is 'final'."""
 
-def preset_config(name: str) -> TrainConfig:
-    """The configuration of a named preset (a fresh copy); ConfigError lists the names on a typo."""
+PRESET_NAMES: tuple[str, ...] = (*PRESETS, *PRESET_ALIASES)
+"""Every name --preset and a job file's `preset` accept."""
+
+
+def preset_name(name: str) -> str:
+    """The current name of a preset (an earlier name's successor); ConfigError lists the names on a typo."""
+    name = PRESET_ALIASES.get(name, name)
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
-    return dataclasses.replace(PRESETS[name].config)
+    return name
+
+
+def preset_config(name: str, device: str = "cpu") -> TrainConfig:
+    """The training configuration of a named preset on `device` (a fresh copy)."""
+    return PRESETS[preset_name(name)].config(device)
 
 
 def default_preset(device: str) -> str:
-    """The preset that suits a device: the paper's schedule on a GPU, the CPU preset otherwise."""
-    return "paper" if device.startswith("cuda") else "cpu"
+    """The preset a run takes when none is named: the final render, on any device."""
+    return "final"
 
 
 @dataclass
@@ -376,6 +417,10 @@ class PropagateConfig(JsonConfig):
     """Temporal constraint when predicting: from each key frame outward, both directions, a frame
     keeps the connected parts of its prediction that come within this share of the working frame's
     longest side of the previous frame's matte. 0 keeps every part (each frame on its own)."""
+    grow: float = 0.0
+    """With `track`: the most a frame's matte may reach beyond the previous frame's, as a share of the
+    working frame's longest side; a kept part is cut there (false positives that touch the object
+    then creep instead of joining whole). 0 keeps each kept part whole."""
 
     def _checks(self) -> list[tuple[bool, str]]:
         return [
@@ -383,6 +428,7 @@ class PropagateConfig(JsonConfig):
             (0.0 <= self.other_frames <= 1.0, "other_frames must lie between 0 and 1"),
             (0.0 <= self.margin < 1.0, "margin must lie between 0 and 1 (a share of the frame)"),
             (0.0 <= self.track < 1.0, "track must lie between 0 and 1 (a share of the frame)"),
+            (0.0 <= self.grow < 1.0, "grow must lie between 0 and 1 (a share of the frame)"),
             (self.max_speed >= 0.0, "max_speed must be 0 (no limit) or a positive share of the frame per frame"),
             (self.width >= 2, "width must be at least 2"),
             (self.steps >= 0, "steps must be 0 or more"),
@@ -397,18 +443,20 @@ class PropagateConfig(JsonConfig):
         ]
 
 
-PROPAGATE_PRESETS: dict[str, PropagateConfig] = {
-    "paper": PropagateConfig(preset="paper"),
-    "cpu": PropagateConfig(preset="cpu", width=16, steps=600, budget=6.0, work_size=256, log_every=50,
-                           checkpoint_every=200),
-    "preview": PropagateConfig(preset="preview", width=12, steps=200, budget=2.0, work_size=192, log_every=25,
-                               checkpoint_every=100),
+PROPAGATE_PRESETS: dict[str, tuple[PropagateConfig, PropagateConfig]] = {
+    "quick": (PropagateConfig(preset="quick", width=12, steps=200, budget=2.0, work_size=192, log_every=25,
+                              checkpoint_every=100),
+              PropagateConfig(preset="quick", width=32, steps=2000, budget=3.0)),
+    "final": (PropagateConfig(preset="final", width=16, steps=600, budget=6.0, work_size=256, log_every=50,
+                              checkpoint_every=200),
+              PropagateConfig(preset="final", budget=30.0)),
+    "paper": (PropagateConfig(preset="paper"), PropagateConfig(preset="paper")),
 }
-"""Propagation presets, named as the inpainting presets so that one --preset picks both."""
+"""Propagation presets (CPU variant, GPU variant), named as the inpainting presets so that one --preset
+picks both."""
 
 
-def propagate_config(name: str) -> PropagateConfig:
-    """The propagation configuration of a named preset (a fresh copy)."""
-    if name not in PROPAGATE_PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PROPAGATE_PRESETS)}")
-    return dataclasses.replace(PROPAGATE_PRESETS[name])
+def propagate_config(name: str, device: str = "cpu") -> PropagateConfig:
+    """The propagation configuration of a named preset on `device` (a fresh copy)."""
+    cpu, gpu = PROPAGATE_PRESETS[preset_name(name)]
+    return dataclasses.replace(gpu if device.startswith("cuda") else cpu)

@@ -65,7 +65,8 @@ class JobSpec:
     mask_channel: str | None = None
     """Channel of the matte; None: ``A``, or the file's only channel."""
     preset: str | None = None
-    """Named configuration; None: ``paper`` on a GPU, ``cpu`` otherwise (decided where training runs)."""
+    """Named configuration (quick, final, paper); None: ``final``. Its CPU or GPU variant is chosen
+    where training runs."""
     steps: int | None = None
     """Training steps in all; None: the preset's."""
     budget: float | None = None
@@ -158,13 +159,13 @@ class JobSpec:
 
     def train_config(self, device: str = "cpu") -> TrainConfig:
         """The training configuration: the preset (or the device's default), then this job's changes."""
-        cfg = preset_config(self.preset or default_preset(device)).rescheduled(self.steps)
+        cfg = preset_config(self.preset or default_preset(device), device).rescheduled(self.steps)
         return cfg.replace(budget=self.budget, finetune_steps=self.finetune_steps, encoder=self.encoder,
                            work_size=self.work_size, dilate=self.dilate, seed=self.seed)
 
     def propagate_config(self, device: str = "cpu") -> PropagateConfig:
         """The mask propagation configuration of a keyframe job: the preset's, with this job's seed."""
-        return propagate_config(self.preset or default_preset(device)).replace(seed=self.seed)
+        return propagate_config(self.preset or default_preset(device), device).replace(seed=self.seed)
 
     def absolute(self) -> JobSpec:
         """A copy whose paths are absolute, for a job that runs on other machines or in other folders."""

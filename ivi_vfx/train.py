@@ -112,6 +112,11 @@ class BatchSampler:
         """(T, 1, H, W) where the loss may look, when pixels are held out for validation; else shot.valid."""
         height, width = shot.geometry.padded
         self.crop = (min(cfg.crop, height), min(cfg.crop, width)) if cfg.crop else None
+        # Validations are spaced by pixels trained, not steps: a crop step trains a share of a
+        # whole-frame step, and the stopping rule's patience must span as much training either way.
+        share = self.crop[0] * self.crop[1] / (height * width) if self.crop else 1.0
+        self.validate_every = max(1, round(cfg.validate_every / share))
+        """Steps between two validations."""
 
     def _randint(self, high: int) -> int:
         return int(torch.randint(high, (1,), generator=self.rng))
@@ -187,7 +192,8 @@ def learning_rate(cfg: TrainConfig, stage_step: int, progress: float) -> float:
         return cfg.lr
     warm = min(1.0, (stage_step + 1) / WARMUP_STEPS)
     floor = cfg.lr * LR_FLOOR
-    return warm * (floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0))))
+    falling = (progress - (1.0 - cfg.lr_decay)) / cfg.lr_decay  # 0 where the fall begins, 1 at the stage's end
+    return warm * (floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * min(max(falling, 0.0), 1.0))))
 
 
 def _new_state(cfg: TrainConfig, device: torch.device,
@@ -384,7 +390,7 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
             logger.info("step %d/%d loss %.4f (%s) %.3f s/step", step, cfg.steps, running["total"],
                         " ".join(f"{k} {v:.4f}" for k, v in running.items() if k != "total"), seconds)
             window = []
-        if rule is not None and (step % cfg.validate_every == 0 or step == cfg.steps or out_of_budget):
+        if rule is not None and (step % sampler.validate_every == 0 or step == cfg.steps or out_of_budget):
             assert validator is not None  # a rule exists only with a validator
             error, psnr = validator.measure(model, device)
             levelled = world.agree(rule.update(step, error, psnr)) and step < cfg.steps and not out_of_budget

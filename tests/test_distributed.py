@@ -10,7 +10,7 @@ import torch
 from conftest import TinyShot
 from test_jobs import ivi, ivi_env, shot_args
 
-SETTINGS = ["--preset", "preview", "--steps", "4", "--budget", "0", "--work-size", "32", "--device", "cpu"]
+SETTINGS = ["--preset", "quick", "--steps", "4", "--budget", "0", "--work-size", "32", "--device", "cpu"]
 
 
 def test_torchrun_two_gloo_processes_train_one_checkpoint(tiny_shot: TinyShot, tmp_path: Path) -> None:

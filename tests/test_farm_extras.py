@@ -12,7 +12,7 @@ import pytest
 from conftest import TinyShot
 from test_jobs import ivi, ivi_env, shot_args
 
-SETTINGS = ["--preset", "preview", "--steps", "2", "--work-size", "32", "--device", "cpu"]
+SETTINGS = ["--preset", "quick", "--steps", "2", "--work-size", "32", "--device", "cpu"]
 
 
 def shell(command: str) -> subprocess.CompletedProcess:

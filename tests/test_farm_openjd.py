@@ -15,7 +15,7 @@ from test_jobs import FAST, ivi, ivi_env, pixels, shot_args
 
 pytest.importorskip("openjd.model")
 OPENJD = Path(sys.executable).with_name("openjd")
-SETTINGS = ["--preset", "preview", "--steps", "3", "--work-size", "32"]
+SETTINGS = ["--preset", "quick", "--steps", "3", "--work-size", "32"]
 
 
 def openjd(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

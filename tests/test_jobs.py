@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from conftest import TinyShot
-from ivi_vfx.config import preset_config
+from ivi_vfx.config import PRESETS, preset_config
 from ivi_vfx.errors import ConfigError, OutputExistsError
 from ivi_vfx.io.exr import read_exr
 from ivi_vfx.jobs import JobSpec
 
-FAST = ["--steps", "3", "--preset", "preview", "--work-size", "32", "--device", "cpu"]
+FAST = ["--steps", "3", "--preset", "quick", "--work-size", "32", "--device", "cpu"]
 
 
 def ivi(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -43,7 +43,7 @@ def shot_args(shot: TinyShot, out: Path) -> list[str]:
 
 def test_jobspec_round_trips_through_json_and_builds_the_presets_config(tmp_path: Path) -> None:
     spec = JobSpec(plate="a/p.####.exr", mask="a/m.####.exr", out="b/c.####.exr", frames="1001-1010x2",
-                   mask_channel="Y", preset="preview", steps=40, budget=0.5, work_size=64, dilate=2, seed=7,
+                   mask_channel="Y", preset="quick", steps=40, budget=0.5, work_size=64, dilate=2, seed=7,
                    checkpoint="ck", name="sh010")
     path = spec.save(tmp_path / "job.json")
     assert JobSpec.load(path) == spec and JobSpec.from_dict(json.loads(path.read_text())) == spec
@@ -55,11 +55,13 @@ def test_jobspec_round_trips_through_json_and_builds_the_presets_config(tmp_path
     assert spec.hires_config().scales == "auto" and spec.scales_path == Path("ck/scales.ckpt")
     assert spec.frame_list() == [1001, 1003, 1005, 1007, 1009]
     assert spec.model_path == Path("ck/model.ckpt")
-    assert spec.train_config() == preset_config("preview").rescheduled(40).replace(
+    assert spec.train_config() == preset_config("quick").rescheduled(40).replace(
         budget=0.5, work_size=64, dilate=2, seed=7)
     bare = JobSpec(plate="p.####.exr", mask="m.####.exr", out="shots/clean.####.exr")
     assert bare.checkpoint_dir == Path("shots/.ivi/clean") and bare.job_name == "clean"
-    assert bare.train_config("cpu").preset == "cpu" and bare.train_config("cuda").preset == "paper"
+    # No preset: the final render, in the variant of the device that trains.
+    assert bare.train_config("cpu") == PRESETS["final"].cpu and bare.train_config("cuda") == PRESETS["final"].gpu
+    assert bare.propagate_config("cuda").width > bare.propagate_config("cpu").width
     assert JobSpec.load(tmp_path) == spec  # a folder holding job.json
 
 
@@ -70,7 +72,7 @@ BAD_JOBS = {
     "newer schema": (json.dumps({**JOB, "schema_version": 99}), ["99", "upgrade"]),
     "no plate": (json.dumps({"mask": "m.####.exr", "out": "c.####.exr"}), ["plate"]),
     "bad frames": (json.dumps({**JOB, "frames": "1001-abc"}), ["1001-abc"]),
-    "bad preset": (json.dumps({**JOB, "preset": "fastest"}), ["fastest", "preview"]),
+    "bad preset": (json.dumps({**JOB, "preset": "fastest"}), ["fastest", "quick"]),
     "bad value": (json.dumps({**JOB, "work_size": 4}), ["work_size"]),
     "bad scales": (json.dumps({**JOB, "scales": "0.5,0.7"}), ["scales", "ending with 1"]),
     "mask and keys": (json.dumps({**JOB, "key_mask": "k.####.exr", "key_frames": "1001"}), ["either 'mask'"]),
@@ -175,7 +177,7 @@ def test_a_keyframe_job_predicts_its_mattes_when_training_and_renders_chunks_wit
 
 def test_render_errors_name_the_fix(tiny_shot: TinyShot, tmp_path: Path) -> None:
     job = JobSpec(plate=tiny_shot.plate, mask=tiny_shot.mask, out=str(tmp_path / "out/c.####.exr"),
-                  frames="1001-1003", preset="preview", steps=2, work_size=32).save(tmp_path / "job.json")
+                  frames="1001-1003", preset="quick", steps=2, work_size=32).save(tmp_path / "job.json")
     r = ivi("render", "--job", str(job), "--frames", "1001")
     assert r.returncode == 1 and "model.ckpt: no checkpoint there; train first" in r.stderr
     assert ivi("train", "--job", str(job), "--device", "cpu").returncode == 0
@@ -191,7 +193,7 @@ def test_render_errors_name_the_fix(tiny_shot: TinyShot, tmp_path: Path) -> None
 
 def test_run_trains_and_renders_a_job_file_with_both_progress_formats(tiny_shot: TinyShot, tmp_path: Path) -> None:
     job = JobSpec(plate=tiny_shot.plate, mask=tiny_shot.mask, out=str(tmp_path / "out/c.####.exr"),
-                  frames="1002-1004", preset="preview", steps=3, work_size=32).save(tmp_path / "job.json")
+                  frames="1002-1004", preset="quick", steps=3, work_size=32).save(tmp_path / "job.json")
     r = ivi("run", str(job), "--device", "cpu", "--progress-format", "both")
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (tmp_path / "out").glob("*.exr")) == ["c.1002.exr", "c.1003.exr", "c.1004.exr"]

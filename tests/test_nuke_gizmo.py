@@ -83,7 +83,7 @@ def bake_tiny_shot(folder: Path) -> None:
 
 def test_render_here_bakes_runs_the_real_ivi_render_and_shows_the_result(reg, tmp_path: Path) -> None:
     bake_tiny_shot(tmp_path / "shot")
-    node = make_node(tmp_path, **{knobs.PRESET: "preview", knobs.STEPS: 2, knobs.WORK_SIZE: 32,
+    node = make_node(tmp_path, **{knobs.PRESET: "quick", knobs.STEPS: 2, knobs.WORK_SIZE: 32,
                                   knobs.EXECUTABLE: str(Path(sys.executable).with_name("ivi-render"))})
     job = gizmo.on_render(node)
     assert job is not None and job.state == "running" and calls("message") == []
@@ -225,7 +225,7 @@ def test_init_and_menu_set_up_paths_menus_and_the_panel(reg) -> None:
     assert ("addOnCreate", gizmo.on_create, knobs.GIZMO_CLASS) in nuke.log
     assert ("registerWidgetAsPanel", "ivi_nuke.panel.JobsPanel", "IVI Jobs", gizmo.PANEL_ID, False) in nuke.log
     created = nuke.createNode(knobs.GIZMO_CLASS)  # found through the path init.py added
-    assert created[knobs.GIZMO_VERSION].value() == "1"
+    assert created[knobs.GIZMO_VERSION].value() == "2"
     gizmo.open_panel()
     assert ("addToPane", gizmo.PANEL_ID, "pane:Properties.1") in nuke.log
 

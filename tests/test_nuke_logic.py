@@ -31,7 +31,7 @@ def knob_values(**changes: object) -> dict[str, object]:
         knobs.FIRST_FRAME: 1001, knobs.LAST_FRAME: 1005, knobs.MATTE_MODE: "matte sequence",
         knobs.KEY_FRAMES: "", knobs.MATTE_CHANNEL: "alpha", knobs.PRESET: "auto", knobs.STEPS: 0,
         knobs.WORK_SIZE: 0, knobs.OUTPUT: "/shots/sh010/clean.####.exr", knobs.RUN_ON: "this machine",
-        knobs.RESUME: True, knobs.EXECUTABLE: "", knobs.GIZMO_VERSION: "1"}
+        knobs.RESUME: True, knobs.EXECUTABLE: "", knobs.GIZMO_VERSION: "2"}
     assert set(values) == set(knobs.READ_KNOBS)
     values.update(changes)
     return values
@@ -46,7 +46,7 @@ def test_request_from_defaults_leaves_training_to_the_preset() -> None:
 
 
 def test_request_job_file_is_a_jobspec_the_engine_loads(tmp_path: Path) -> None:
-    req = request.from_knob_values(knob_values(**{knobs.PRESET: "preview", knobs.STEPS: 40, knobs.WORK_SIZE: 64,
+    req = request.from_knob_values(knob_values(**{knobs.PRESET: "quick", knobs.STEPS: 40, knobs.WORK_SIZE: 64,
                                                   knobs.MATTE_CHANNEL: "red", knobs.RUN_ON: "farm: opencue",
                                                   knobs.OUTPUT: str(tmp_path / ODD / "clean.%04d.exr")}))
     where = paths.job_paths(req)
@@ -54,7 +54,7 @@ def test_request_job_file_is_a_jobspec_the_engine_loads(tmp_path: Path) -> None:
     where.job_file.write_text(json.dumps(req.job_dict(where.plate, where.matte)))
     spec = JobSpec.load(where.job_file)
     assert spec == JobSpec(plate=where.plate, mask=where.matte, out=req.out, frames="1001-1005", mask_channel="R",
-                           preset="preview", steps=40, work_size=64, name="clean")
+                           preset="quick", steps=40, work_size=64, name="clean")
     assert req.farm == "opencue" and where.folder == tmp_path / ODD / ".ivi" / "clean.nuke"
 
 
@@ -141,12 +141,12 @@ def test_command_lines_are_argument_lists_that_keep_odd_paths_whole(tmp_path: Pa
 def test_a_keyframe_job_carries_the_keys_and_settings_in_its_jobspec() -> None:
     from ivi_vfx.jobs import JobSpec
     req = request.from_knob_values(knob_values(**{knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: "1005,1001",
-                                                  knobs.PRESET: "preview", knobs.STEPS: 2, knobs.MATTE_CHANNEL: "green",
+                                                  knobs.PRESET: "quick", knobs.STEPS: 2, knobs.MATTE_CHANNEL: "green",
                                                   knobs.RUN_ON: "farm: openjd"}))
     where = paths.job_paths(req)
     spec = JobSpec.from_dict(req.job_dict(where.plate, where.matte), "nuke")  # the engine's own reading
     assert (spec.mask, spec.key_mask, spec.key_frames, spec.mask_channel) == (None, where.matte, "1001,1005", "G")
-    assert (spec.preset, spec.steps, spec.frames) == ("preview", 2, "1001-1005")
+    assert (spec.preset, spec.steps, spec.frames) == ("quick", 2, "1001-1005")
     assert commands.submit_command("ivi-render", req, where)[-2:] == ["--job", str(where.job_file)]
     local = request.from_knob_values(knob_values(**{knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: "1001"}))
     assert commands.local_command("ivi-render", local, where)[:3] == ["ivi-render", "run", str(where.job_file)]
@@ -249,7 +249,7 @@ def test_real_ivi_render_runs_the_job_file_from_an_odd_folder(tmp_path: Path) ->
     """The whole local path without Nuke: knob values -> job.json -> `ivi-render run` -> result frames."""
     shot = make_tiny_shot(tmp_path / "shot", count=3)
     req = request.from_knob_values(knob_values(**{
-        knobs.LAST_FRAME: 1003, knobs.PRESET: "preview", knobs.STEPS: 2, knobs.WORK_SIZE: 32,
+        knobs.LAST_FRAME: 1003, knobs.PRESET: "quick", knobs.STEPS: 2, knobs.WORK_SIZE: 32,
         knobs.OUTPUT: str(tmp_path / ODD / "clean.####.exr")}))
     where = paths.job_paths(req)
     where.job_file.parent.mkdir(parents=True)
@@ -285,7 +285,7 @@ def test_nuke_side_never_imports_torch_or_the_engine() -> None:
 def test_real_ivi_render_runs_a_keyframe_job_file(tmp_path: Path) -> None:
     shot = make_tiny_shot(tmp_path / "shot", count=3)
     req = request.from_knob_values(knob_values(**{
-        knobs.LAST_FRAME: 1003, knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: "1001", knobs.PRESET: "preview",
+        knobs.LAST_FRAME: 1003, knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: "1001", knobs.PRESET: "quick",
         knobs.STEPS: 2, knobs.WORK_SIZE: 32, knobs.OUTPUT: str(tmp_path / ODD / "clean.####.exr")}))
     where = paths.job_paths(req)
     where.job_file.parent.mkdir(parents=True)

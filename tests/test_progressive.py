@@ -152,7 +152,7 @@ def test_overscan_is_filled_and_written_like_the_rest(tmp_path: Path) -> None:
 
 def test_the_farm_trains_the_finer_scales_once_and_renders_chunks_with_them(tmp_path: Path) -> None:
     plate, mask, _ = _write_shot(tmp_path / "in", count=3, height=96, width=128, box=(30, 70, 40, 90))
-    spec = JobSpec(plate=plate, mask=mask, out=str(tmp_path / "farm" / "clean.####.exr"), preset="preview",
+    spec = JobSpec(plate=plate, mask=mask, out=str(tmp_path / "farm" / "clean.####.exr"), preset="quick",
                    steps=2, work_size=16, scales="2", patch_size=16, scale_steps=3, tile_size=48)
     train_job(spec, device="cpu")
     levels, data = progressive.load_levels(spec.scales_path)
@@ -179,7 +179,7 @@ def test_the_farm_trains_the_finer_scales_once_and_renders_chunks_with_them(tmp_
 
 def test_finer_scales_of_another_model_are_refused_and_retrained(tmp_path: Path) -> None:
     plate, mask, _ = _write_shot(tmp_path / "in", count=2, height=96, width=128, box=(30, 70, 40, 90))
-    spec = JobSpec(plate=plate, mask=mask, out=str(tmp_path / "out" / "clean.####.exr"), preset="preview",
+    spec = JobSpec(plate=plate, mask=mask, out=str(tmp_path / "out" / "clean.####.exr"), preset="quick",
                    steps=2, work_size=16, scales="1", patch_size=16, scale_steps=2, tile_size=48)
     train_job(spec, device="cpu")
     stale = tmp_path / "stale.ckpt"

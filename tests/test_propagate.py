@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from exr_helpers import write_test_exr
-from ivi_vfx.config import PropagateConfig, propagate_config
+from ivi_vfx.config import PRESET_NAMES, PropagateConfig, propagate_config
 from ivi_vfx.io.sequence import find_sequence
 from ivi_vfx.nets.unet import build_unet
 from ivi_vfx.propagate import PasteSampler, fit_propagation, load_keys, predict_matte, weighted_bce
@@ -116,7 +116,7 @@ def test_propagate_command_writes_a_matte_per_frame_and_resumes(tmp_path: Path) 
     shot = make_object_shot(tmp_path / "shot")
     out = tmp_path / "mattes" / "matte.####.exr"
     args = ["propagate", "--plate", shot.plate, "--key-mask", shot.roto, "--key-frames", "1001", "--out", str(out),
-            "--preset", "preview", "--steps", "4", "--work-size", "32", "--device", "cpu"]
+            "--preset", "quick", "--steps", "4", "--work-size", "32", "--device", "cpu"]
     r = _ivi(*args)
     assert r.returncode == 0, r.stderr
     assert "Progress: 100%" in r.stdout
@@ -143,15 +143,16 @@ def test_bad_keys_are_named_and_nothing_is_written(tmp_path: Path, case: str) ->
         keys, expect = "1003", "roto"
     out = tmp_path / "mattes"
     r = _ivi("propagate", "--plate", shot.plate, "--key-mask", shot.roto, "--key-frames", keys,
-             "--out", str(out / "m.####.exr"), "--preset", "preview", "--steps", "2", "--device", "cpu")
+             "--out", str(out / "m.####.exr"), "--preset", "quick", "--steps", "2", "--device", "cpu")
     assert r.returncode == 1 and expect in r.stderr, r.stderr
     assert not list(out.glob("m.*.exr")) if out.exists() else True
 
 
 def test_propagate_presets_are_valid() -> None:
-    for name in ("paper", "cpu", "preview"):
-        cfg = propagate_config(name)
-        assert PropagateConfig.from_json(cfg.to_json()) == cfg
+    for name in PRESET_NAMES:
+        for device in ("cpu", "cuda"):
+            cfg = propagate_config(name, device)
+            assert PropagateConfig.from_json(cfg.to_json()) == cfg
     with pytest.raises(ValueError, match="object_weight"):
         TINY.replace(object_weight=1.5)
 
@@ -160,7 +161,7 @@ def test_inpaint_from_key_frames_fills_the_predicted_mattes(tmp_path: Path) -> N
     shot = make_object_shot(tmp_path / "shot")
     out = tmp_path / "clean"
     r = _ivi("inpaint", "--plate", shot.plate, "--key-mask", shot.roto, "--key-frames", "1001",
-             "--out", str(out / "clean.####.exr"), "--preset", "preview", "--steps", "3", "--work-size", "32",
+             "--out", str(out / "clean.####.exr"), "--preset", "quick", "--steps", "3", "--work-size", "32",
              "--device", "cpu")
     assert r.returncode == 0, r.stderr
     assert "stage 1 of 2" in r.stderr and "stage 2 of 2" in r.stderr

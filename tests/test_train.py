@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import TinyShot, make_tiny_shot
-from ivi_vfx.config import PRESETS, TrainConfig, preset_config
+from ivi_vfx.config import PRESETS, TrainConfig, default_preset, preset_config
 from ivi_vfx.io.sequence import find_sequence
 from ivi_vfx.shot import Shot, load_shot
 from ivi_vfx.train import BatchSampler, fit, load_model
@@ -108,11 +108,32 @@ def test_crops_hold_a_training_hole(tiny_shot: TinyShot) -> None:
         assert (holes * weight).flatten(1).sum(1).gt(0).all()  # every crop has a hole with known truth
 
 
+def test_validations_are_spaced_by_pixels_trained(tiny_shot: TinyShot) -> None:
+    shot = _shot(tiny_shot)
+    height, width = shot.geometry.padded
+    rng = torch.Generator().manual_seed(0)
+    assert BatchSampler(shot, TINY.replace(validate_every=10), rng).validate_every == 10
+    crops = BatchSampler(shot, TINY.replace(validate_every=10, crop=16), rng)
+    assert crops.validate_every == round(10 * height * width / 256) > 10
+
+
 def test_every_preset_trains_two_steps(tiny_shot: TinyShot) -> None:
     shot = _shot(tiny_shot)
     for name in PRESETS:
-        cfg = preset_config(name).rescheduled(2).replace(batch_size=2)
-        assert fit(shot, cfg).step == 2
+        for device in ("cpu", "cuda"):  # each variant's configuration, trained here on the CPU
+            cfg = preset_config(name, device).rescheduled(2).replace(batch_size=2)
+            assert cfg.preset == name and fit(shot, cfg).step == 2
+
+
+def test_presets_are_named_for_intent_with_a_variant_per_device() -> None:
+    cpu, gpu = preset_config("final", "cpu"), preset_config("final", "cuda:1")
+    assert gpu.cnum == 48 and cpu.cnum < gpu.cnum  # the paper's network on a GPU
+    assert 0 < cpu.budget <= 10 and 0 < gpu.budget <= 60  # a final render in minutes, under an hour on a GPU
+    assert preset_config("quick", "cpu").budget < cpu.budget and preset_config("quick", "cuda").budget < gpu.budget
+    assert preset_config("paper", "cpu") == preset_config("paper", "cuda") and preset_config("paper").budget == 0
+    # The earlier names still read, as their successors.
+    assert preset_config("cpu") == cpu and preset_config("preview", "cuda") == preset_config("quick", "cuda")
+    assert default_preset("cpu") == default_preset("cuda") == "final"
 
 
 def test_config_round_trip_and_errors() -> None:
@@ -138,6 +159,11 @@ def test_the_cosine_schedule_warms_up_falls_to_its_floor_and_restarts_for_the_fi
     assert learning_rate(cfg, WARMUP_STEPS, 0.0) == pytest.approx(1e-3)
     assert learning_rate(cfg, 500, 0.5) == pytest.approx(1e-3 * (1 + LR_FLOOR) / 2)
     assert learning_rate(cfg, 500, 1.0) == pytest.approx(1e-3 * LR_FLOOR)
+    # With lr_decay, the rate holds until the stage's last share, then falls as far.
+    late = cfg.replace(lr_decay=0.25)
+    assert learning_rate(late, 500, 0.0) == learning_rate(late, 500, 0.75) == pytest.approx(1e-3)
+    assert learning_rate(late, 500, 0.875) == pytest.approx(learning_rate(cfg, 500, 0.5))
+    assert learning_rate(late, 500, 1.0) == pytest.approx(1e-3 * LR_FLOOR)
     # In a run: the optimiser's rate falls over the first stage and starts again in the fine-tune stage.
     shot = _shot(tiny_shot)
     staged = cfg.replace(steps=40, finetune_steps=20, stabilization_weight=0.0, validate_every=0)

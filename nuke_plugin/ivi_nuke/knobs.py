@@ -44,7 +44,7 @@ INTERNAL_NODES = (WRITE_PLATE, WRITE_MATTE, "ResultRead", "ResultSwitch")
 # Menu entries, in the gizmo's order (an enum knob's value() is the entry's text).
 MATTE_MODES = ("matte sequence", "keyframe matte")
 MATTE_CHANNELS = ("alpha", "red", "green", "blue")
-PRESETS = ("auto", "preview", "cpu", "paper")
+PRESETS = ("auto", "quick", "final", "paper")
 RUN_ON_CHOICES = ("this machine", "farm: openjd", "farm: opencue", "farm: deadline")
 
 CHANNEL_TO_EXR = {"alpha": "A", "red": "R", "green": "G", "blue": "B"}
