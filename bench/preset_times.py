@@ -35,7 +35,7 @@ def measure(name: str, plate: str, mask: str, out: Path) -> dict:
     """One short run of a preset: its wall time and the s/step of its last training step."""
     command = [str(BIN / "ivi-render"), "inpaint", "--plate", plate, "--mask", mask, "--out", str(out / "c.####.exr"),
                "--preset", name, "--steps", str(STEPS), "--budget", "0", "--device", "cpu", "--no-resume",
-               "--overwrite", "-v"]
+               "--overwrite"]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - started

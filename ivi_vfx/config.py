@@ -243,7 +243,7 @@ PRESETS: dict[str, Preset] = {
         "to 256 px, on 96 px crops around the matte in batches of 2, for 8 minutes of training, so that a "
         "30-frame 216x120 shot is done in under 10 minutes on 2 cores; on a GPU the paper's network and "
         "schedule at up to 600 px (50,000 steps, then 20,000 with both regularizers) within an hour, the "
-        "fine-tune stage taking the budget's last share, ending sooner when the held-out error stops falling.",
+        "fine-tune stage taking its last 17 minutes, ending sooner when the held-out error stops falling.",
         cpu=TrainConfig(preset="final", **_CPU, crop=96, steps=20_000, budget=8.0),
         gpu=TrainConfig(preset="final", steps=70_000, finetune_steps=20_000, budget=60.0),
     ),
