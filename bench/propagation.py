@@ -10,7 +10,7 @@ resolution against the truth: recall (share of true object pixels covered, what 
 removal) and IoU. The key frame, which keeps the user's roto, is left out of the means.
 
 usage: python bench/propagation.py [--shots pan_astronaut,bmx-trees] [--preset final] [--steps N] [--budget MIN]
-                                   [--work-size PIXELS] [--dilate PIXELS] [--track SHARE] [--grow SHARE] [--max-speed SHARE]
+                                   [--work-size PIXELS] [--dilate PIXELS] [--track SHARE] [--max-speed SHARE]
                                    [--rounds N] [--object-weight W] [--threshold T] [--work /tmp/ivi_propagation]
 The reference's behaviour (key frames only, each frame on its own): --rounds 0 --max-speed 0 --track 0.
 Needs opencv-contrib-python-headless (to read DAVIS) besides the project (make quality installs it).
@@ -96,7 +96,6 @@ def main() -> None:
     ap.add_argument("--work-size", type=int, default=None)
     ap.add_argument("--dilate", type=int, default=None)
     ap.add_argument("--track", type=float, default=None)
-    ap.add_argument("--grow", type=float, default=None)
     ap.add_argument("--max-speed", type=float, default=None)
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--object-weight", type=float, default=None)
@@ -112,7 +111,7 @@ def main() -> None:
         cmd = [str(exe), "propagate", "--plate", plate, "--key-mask", key, "--key-frames", "1001", "--out", str(out),
                "--preset", a.preset, "--overwrite", "--no-resume", "--device", "cpu"]
         for option, value in (("--steps", a.steps), ("--work-size", a.work_size), ("--dilate", a.dilate),
-                              ("--track", a.track), ("--grow", a.grow), ("--max-speed", a.max_speed), ("--rounds", a.rounds),
+                              ("--track", a.track), ("--max-speed", a.max_speed), ("--rounds", a.rounds),
                               ("--object-weight", a.object_weight), ("--threshold", a.threshold),
                               ("--budget", a.budget)):
             if value is not None:

@@ -39,9 +39,6 @@ from .progress import Progress
 @click.option("--track", type=click.FloatRange(0, 1, max_open=True), default=None, metavar="SHARE",
               help="Temporal constraint: keep the parts of a frame's matte within this share of the frame of the "
                    "previous frame's matte, outward from the keys; 0 treats each frame on its own (default 0.04).")
-@click.option("--grow", type=click.FloatRange(0, 1, max_open=True), default=None, metavar="SHARE",
-              help="With --track: cut a frame's matte at this share of the frame beyond the previous frame's; "
-                   "0 keeps each kept part whole (default 0).")
 @click.option("--max-speed", type=click.FloatRange(min=0), default=None, metavar="SHARE",
               help="Fastest object motion, as a share of the frame per frame: farther from the key matte is taught "
                    "as background; 0 for no limit (the default). Set it for a slow object, e.g. 0.03.")
@@ -56,7 +53,7 @@ from .progress import Progress
 def propagate(plate: str, key_mask: str | None, key_frames: list[int] | None, frames: list[int] | None, mask_channel: str | None,
               out: str, overwrite: bool, preset: str | None, steps: int | None, budget: float | None,
               work_size: int | None, threshold: float | None, object_weight: float | None, dilate: int | None,
-              track: float | None, grow: float | None, max_speed: float | None, rounds: int | None, seed: int | None, device: str, checkpoint: Path | None, resume: bool) -> None:
+              track: float | None, max_speed: float | None, rounds: int | None, seed: int | None, device: str, checkpoint: Path | None, resume: bool) -> None:
     """Train on the key frames' roto, then write the object's matte for every frame.
 
     \b
@@ -69,7 +66,7 @@ def propagate(plate: str, key_mask: str | None, key_frames: list[int] | None, fr
     on = str(resolve_device(device))
     name = preset or default_preset(on)
     cfg = propagate_config(name, on).replace(steps=steps, budget=budget, work_size=work_size, threshold=threshold,
-                                         object_weight=object_weight, dilate=dilate, track=track, grow=grow,
+                                         object_weight=object_weight, dilate=dilate, track=track,
                                          max_speed=max_speed,
                                          rounds=rounds, seed=seed)
     stop = StopFlag()

@@ -417,10 +417,6 @@ class PropagateConfig(JsonConfig):
     """Temporal constraint when predicting: from each key frame outward, both directions, a frame
     keeps the connected parts of its prediction that come within this share of the working frame's
     longest side of the previous frame's matte. 0 keeps every part (each frame on its own)."""
-    grow: float = 0.0
-    """With `track`: the most a frame's matte may reach beyond the previous frame's, as a share of the
-    working frame's longest side; a kept part is cut there (false positives that touch the object
-    then creep instead of joining whole). 0 keeps each kept part whole."""
 
     def _checks(self) -> list[tuple[bool, str]]:
         return [
@@ -428,7 +424,6 @@ class PropagateConfig(JsonConfig):
             (0.0 <= self.other_frames <= 1.0, "other_frames must lie between 0 and 1"),
             (0.0 <= self.margin < 1.0, "margin must lie between 0 and 1 (a share of the frame)"),
             (0.0 <= self.track < 1.0, "track must lie between 0 and 1 (a share of the frame)"),
-            (0.0 <= self.grow < 1.0, "grow must lie between 0 and 1 (a share of the frame)"),
             (self.max_speed >= 0.0, "max_speed must be 0 (no limit) or a positive share of the frame per frame"),
             (self.width >= 2, "width must be at least 2"),
             (self.steps >= 0, "steps must be 0 or more"),

@@ -201,7 +201,7 @@ def reconstruct(seed: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         grown = step
 
 
-def track(binary: torch.Tensor, anchors: dict[int, torch.Tensor], radius: int, grow: int = 0) -> torch.Tensor:
+def track(binary: torch.Tensor, anchors: dict[int, torch.Tensor], radius: int) -> torch.Tensor:
     """The temporal constraint: keep, frame by frame outward from each anchor, what stays near the object.
 
     From every anchor frame (a key), forward and backward to the next anchor, a frame keeps the
@@ -210,14 +210,12 @@ def track(binary: torch.Tensor, anchors: dict[int, torch.Tensor], radius: int, g
     dropped). A frame where nothing is near keeps its whole prediction (for a removal, better too
     much than nothing), and the next frame is still looked for near the last frame where the
     object was found, the radius growing with each frame since. Frames between two anchors get
-    the union of both directions. With `grow`, a kept part is cut to within that many pixels of
-    the previous frame's matte (as many more for each frame since it was found).
+    the union of both directions.
 
     Args:
         binary: (T, h, w) bool per-frame predictions.
         anchors: frame index -> (h, w) bool known matte (the key frames).
         radius: pixels; 0 returns `binary` with the anchors set.
-        grow: pixels; 0 keeps every kept part whole.
     Returns:
         (T, h, w) bool.
     """
@@ -236,8 +234,6 @@ def track(binary: torch.Tensor, anchors: dict[int, torch.Tensor], radius: int, g
             while 0 <= t < count and t not in anchors:
                 near = masks.dilate(last.float(), radius * (gap + 1)) > 0
                 found = reconstruct(binary[t] & near, binary[t])
-                if grow:
-                    found &= masks.dilate(last.float(), grow * (gap + 1)) > 0
                 if found.any():
                     last, gap = found, 0
                 else:
@@ -265,8 +261,7 @@ def tracked_mattes(model: UNet, keys: Keys, cfg: PropagateConfig, threshold: flo
     """(T, 1, ph, pw) bool working-resolution mattes of every plate frame, tracked from the keys (see `track`)."""
     anchors = {keys.frames.index(f): keys.mattes[k, 0] > 0 for k, f in enumerate(keys.key_frames)}
     binary = predicted(model, keys.frames, threshold, device)
-    work = keys.frames.geometry.work
-    return track(binary, anchors, _pixels(cfg.track, work), _pixels(cfg.grow, work))[:, None]
+    return track(binary, anchors, _pixels(cfg.track, keys.frames.geometry.work))[:, None]
 
 
 def chessboard_distance(matte: torch.Tensor) -> torch.Tensor:
@@ -385,7 +380,7 @@ def _resume(path: Path, cfg: PropagateConfig, keys: Keys, model: UNet, optimizer
         return 0, 0
     data = ckpt.load(path)
     # Settings that change neither the samples nor the network's training so far.
-    schedule = {"steps", "budget", "log_every", "checkpoint_every", "threshold", "dilate", "track", "grow"}
+    schedule = {"steps", "budget", "log_every", "checkpoint_every", "threshold", "dilate", "track"}
     same = {k: v for k, v in data.get("config", {}).items() if k not in schedule} == {
         k: v for k, v in cfg.to_dict().items() if k not in schedule}
     if data.get("kind") != "propagate" or data["keys"].get("fingerprint") != keys.fingerprint() or not same:
