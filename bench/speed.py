@@ -9,8 +9,8 @@ written as EXRs and read back through shot.load_shot.
 Columns: steps/s; megapixels/s (working pixels of the batch per second, batch * h * w, so that
 configurations at other sizes compare); hole megapixels/s (pixels per second inside the step's
 input holes whose truth is known and carries loss: the pixels that teach filling, which crops
-around the matte keep while they drop the frame far from it); the share of the step in data preparation, forward (with
-the loss) and backward (with the optimiser step); CPU seconds per step (sum over threads: on a
+around the matte keep while they drop the frame far from it); the share of the step in data
+preparation, forward (with the loss) and backward (with the optimiser step); CPU seconds per step (sum over threads: on a
 shared machine it says how much work a step is, where wall time says how long it waited too);
 peak host RSS; CUDA peak memory on CUDA; the first step's extra seconds (compilation and
 warm-up); the ratios of steps/s, megapixels/s and hole megapixels/s to the reference's.
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import resource
 import statistics
@@ -169,7 +168,8 @@ def worker(args: argparse.Namespace) -> dict:
         "dtype": str(runtime.compute_dtype(device, cfg.precision)).removeprefix("torch."),
         "channels_last": cfg.channels_last, "compile": cfg.compile, "threads": threads,
         "flush_denormal": spec.flush_denormal, "step_s": median, "steps": wall,
-        "mpix_s": pixels / median / 1e6, "hole_mpix_s": statistics.mean(fill) / median / 1e6, "data": share[0], "forward": share[1], "backward": share[2],
+        "mpix_s": pixels / median / 1e6, "hole_mpix_s": statistics.mean(fill) / median / 1e6,
+        "data": share[0], "forward": share[1], "backward": share[2],
         "cpu_s": statistics.median(r[3] for r in rows), "first_extra_s": first - median,
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "loss": loss,
     }

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from ivi_vfx.config import HiresConfig, default_preset, preset_config, propagate_config
+from ivi_vfx.config import HiresConfig, preset_config, propagate_config
 from ivi_vfx.errors import ConfigError
 from ivi_vfx.pipeline import inpaint as run_inpaint
 from ivi_vfx.pipeline import inpaint_from_keys
@@ -52,8 +52,7 @@ def inpaint(plate: str | None, mask: str | None, frames: list[int] | None, mask_
     if (mask is None) == (key_mask is None) or (key_mask is None) != (key_frames is None):
         raise click.UsageError("give either --mask, or --key-mask with --key-frames")
     on = str(resolve_device(device))
-    name = preset or default_preset(on)
-    cfg = preset_config(name, on).rescheduled(steps).replace(
+    cfg = preset_config(preset, on).rescheduled(steps).replace(
         budget=budget, finetune_steps=finetune_steps, encoder=encoder, work_size=work_size, dilate=dilate, seed=seed)
     try:
         hires = HiresConfig(scales=scales, patch=patch_size, tile=tile_size, steps=scale_steps).validate()
@@ -65,7 +64,7 @@ def inpaint(plate: str | None, mask: str | None, frames: list[int] | None, mask_
         common = dict(frames=frames, mask_channel=mask_channel, device=device, checkpoint=checkpoint, resume=resume,
                       overwrite=overwrite, on_progress=progress, should_stop=stop, hires=hires)
         if key_mask is not None:
-            propagation = propagate_config(name, on).replace(seed=seed)
+            propagation = propagate_config(preset, on).replace(seed=seed)
             result = inpaint_from_keys(plate, key_mask, key_frames or [], out, cfg, propagation, **common)
         else:
             result = run_inpaint(plate, mask, out, cfg, **common)

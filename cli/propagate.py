@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from ivi_vfx.config import PRESET_NAMES, default_preset, propagate_config
+from ivi_vfx.config import PRESET_NAMES, propagate_config
 from ivi_vfx.propagate import propagate as run_propagate
 from ivi_vfx.train import resolve_device
 
@@ -63,12 +63,9 @@ def propagate(plate: str, key_mask: str | None, key_frames: list[int] | None, fr
     """
     if key_mask is None or key_frames is None:
         raise click.UsageError("give --key-mask and --key-frames")
-    on = str(resolve_device(device))
-    name = preset or default_preset(on)
-    cfg = propagate_config(name, on).replace(steps=steps, budget=budget, work_size=work_size, threshold=threshold,
-                                         object_weight=object_weight, dilate=dilate, track=track,
-                                         max_speed=max_speed,
-                                         rounds=rounds, seed=seed)
+    cfg = propagate_config(preset, str(resolve_device(device))).replace(
+        steps=steps, budget=budget, work_size=work_size, threshold=threshold, object_weight=object_weight,
+        dilate=dilate, track=track, max_speed=max_speed, rounds=rounds, seed=seed)
     stop = StopFlag()
     stop.install()
     with Progress() as progress:

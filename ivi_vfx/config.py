@@ -218,7 +218,12 @@ class Preset:
 
     def config(self, device: str) -> TrainConfig:
         """The variant for `device` ('cpu', 'cuda', 'cuda:1', ...), a fresh copy."""
-        return dataclasses.replace(self.gpu if device.startswith("cuda") else self.cpu)
+        return dataclasses.replace(self.gpu if on_gpu(device) else self.cpu)
+
+
+def on_gpu(device: str) -> bool:
+    """True for a CUDA device ('cuda', 'cuda:1'): the one test that picks every GPU variant and default."""
+    return device.startswith("cuda")
 
 
 # The CPU variants are bound by their budgets: on 2 cores more steps beat bigger batches and wider
@@ -271,9 +276,9 @@ def preset_name(name: str) -> str:
     return name
 
 
-def preset_config(name: str, device: str = "cpu") -> TrainConfig:
-    """The training configuration of a named preset on `device` (a fresh copy)."""
-    return PRESETS[preset_name(name)].config(device)
+def preset_config(name: str | None, device: str = "cpu") -> TrainConfig:
+    """The training configuration of a named preset on `device` (a fresh copy); None: the default preset."""
+    return PRESETS[preset_name(name or default_preset(device))].config(device)
 
 
 def default_preset(device: str) -> str:
@@ -340,7 +345,7 @@ class HiresConfig(JsonConfig):
 
     def for_device(self, device: str) -> HiresConfig:
         """A copy with the automatic (0) sizes and lengths chosen for `device` ('cpu', 'cuda', ...)."""
-        gpu = device.startswith("cuda")
+        gpu = on_gpu(device)
         return dataclasses.replace(
             self, patch=self.patch or (128 if gpu else 64), tile=self.tile or (1024 if gpu else 384),
             steps=self.steps or (2000 if gpu else 300),
@@ -451,7 +456,7 @@ PROPAGATE_PRESETS: dict[str, tuple[PropagateConfig, PropagateConfig]] = {
 picks both."""
 
 
-def propagate_config(name: str, device: str = "cpu") -> PropagateConfig:
-    """The propagation configuration of a named preset on `device` (a fresh copy)."""
-    cpu, gpu = PROPAGATE_PRESETS[preset_name(name)]
-    return dataclasses.replace(gpu if device.startswith("cuda") else cpu)
+def propagate_config(name: str | None, device: str = "cpu") -> PropagateConfig:
+    """The propagation configuration of a named preset on `device` (a fresh copy); None: the default preset."""
+    cpu, gpu = PROPAGATE_PRESETS[preset_name(name or default_preset(device))]
+    return dataclasses.replace(gpu if on_gpu(device) else cpu)

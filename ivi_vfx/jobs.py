@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ivi_vfx.config import (HiresConfig, PropagateConfig, TrainConfig, default_preset, preset_config,
+from ivi_vfx.config import (HiresConfig, PropagateConfig, TrainConfig, preset_config,
                             propagate_config)
 from ivi_vfx.errors import ConfigError
 from ivi_vfx.io.sequence import parse_frames
@@ -159,13 +159,13 @@ class JobSpec:
 
     def train_config(self, device: str = "cpu") -> TrainConfig:
         """The training configuration: the preset (or the device's default), then this job's changes."""
-        cfg = preset_config(self.preset or default_preset(device), device).rescheduled(self.steps)
+        cfg = preset_config(self.preset, device).rescheduled(self.steps)
         return cfg.replace(budget=self.budget, finetune_steps=self.finetune_steps, encoder=self.encoder,
                            work_size=self.work_size, dilate=self.dilate, seed=self.seed)
 
     def propagate_config(self, device: str = "cpu") -> PropagateConfig:
         """The mask propagation configuration of a keyframe job: the preset's, with this job's seed."""
-        return propagate_config(self.preset or default_preset(device), device).replace(seed=self.seed)
+        return propagate_config(self.preset, device).replace(seed=self.seed)
 
     def absolute(self) -> JobSpec:
         """A copy whose paths are absolute, for a job that runs on other machines or in other folders."""
