@@ -400,21 +400,24 @@ class PropagateConfig(JsonConfig):
     checkpoint_every: int = 1000
     """Steps between two checkpoints (one is always written at the end and on a stop)."""
     rounds: int = 0
-    """Self-training rounds: at steps k * steps / (rounds + 1), k = 1..rounds, the network's own
-    tracked mattes of every frame mark where the object may be; from then on, samples are also
-    drawn on the other frames, whose pixels away from that region are taught as background
-    (without them the network only ever sees the key frames' background, and calls anything
-    new object). 0 trains on the key frames alone, as the reference (the default: rounds are not
-    yet measured on the bench shots; see bench/propagation.py)."""
+    """Self-training rounds, evenly from 30% to 85% of the run: at each, the network's own tracked
+    mattes mark where the object may be; from then on, samples are also drawn on the other
+    frames, whose pixels away from that region are taught as background (without them the
+    network only ever sees the key frames' background, and calls anything new object). The
+    rounds sweep outward from the keys: round k of n looks at the frames within k/n of the
+    farthest frame's distance, so a frame is first judged by a network that has learnt the
+    background of the frames next to it. 0 trains on the key frames alone, as the reference."""
     other_frames: float = 0.5
     """Share of the samples drawn on other frames (those near a key from the start, see max_speed;
     every frame once a self-training round has run)."""
     max_speed: float = 0.0
     """The fastest the object moves across the frame, as a share of the working frame's longest
     side per frame: on a frame t frames from a key, what lies farther than margin + max_speed * t
-    from the key matte is background from the first step on (the object cannot be there). 0 makes
-    no such assumption (other frames then teach only after a self-training round); the default,
-    until measured (bmx-trees' rider moves at most 0.009 a frame, pan_astronaut's object 0.026)."""
+    from the key matte is background from the first step on (the object cannot be there). It
+    also bounds the object's region frame by frame (`propagate.chained`), for the self-training
+    rounds and for the written mattes: a false part growing out of the object faster than this is
+    cut. 0 makes no such assumption (bmx-trees' rider moves at most 0.009 a frame,
+    pan_astronaut's object 0.026)."""
     margin: float = 0.06
     """Safety band around a self-training matte left out of the loss (neither object nor
     background), as a share of the working frame's longest side."""

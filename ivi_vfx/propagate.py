@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 JITTER_SCALE = (0.85, 1.2)
 JITTER_ROTATE_DEG = 8.0
+ROUNDS_FROM, ROUNDS_TO = 0.3, 0.85
 
 
 @dataclass
@@ -118,6 +119,14 @@ class PasteSampler:
         self.keys, self.cfg, self.rng = keys, cfg, rng
         self.index = torch.tensor([keys.frames.index(f) for f in keys.key_frames])
         self.unknown: torch.Tensor | None = None
+        self.teaching = self.index
+
+    def set_unknown(self, unknown: torch.Tensor | None) -> None:
+        """Set `unknown`; only frames with some background outside it are drawn as other frames."""
+        self.unknown = unknown
+        if unknown is not None:
+            background = ((1 - unknown) * self.keys.frames.valid).flatten(1).amax(1) > 0
+            self.teaching = torch.unique(torch.cat([self.index, background.nonzero()[:, 0]]))
 
     def _uniform(self, n: int, low: float, high: float) -> torch.Tensor:
         return low + (high - low) * torch.rand(n, generator=self.rng)
@@ -140,8 +149,8 @@ class PasteSampler:
         if self.unknown is not None:
             # Some samples on other frames: the same pasted copy over a background the keys never showed.
             other = torch.rand(batch, generator=self.rng) < self.cfg.other_frames
-            base = torch.where(other, torch.randint(len(keys.frames.images), (batch,), generator=self.rng),
-                               self.index[pick])
+            anywhere = self.teaching[torch.randint(len(self.teaching), (batch,), generator=self.rng)]
+            base = torch.where(other, anywhere, self.index[pick])
             frames, own = keys.frames.images[base], self.unknown[base]
         dy = torch.randint(height, (batch,), generator=self.rng)
         dx = torch.randint(width, (batch,), generator=self.rng)
@@ -201,6 +210,20 @@ def reconstruct(seed: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         grown = step
 
 
+def outward(anchors: dict[int, torch.Tensor], count: int) -> list[tuple[int, list[int]]]:
+    """The walks of the temporal constraints: from each anchor frame, forward and backward, the
+    frame indices up to the next anchor or the shot's end, as (anchor, [indices in walking order])."""
+    walks = []
+    for start in sorted(anchors):
+        for direction in (1, -1):
+            walk, t = [], start + direction
+            while 0 <= t < count and t not in anchors:
+                walk.append(t)
+                t += direction
+            walks.append((start, walk))
+    return walks
+
+
 def track(binary: torch.Tensor, anchors: dict[int, torch.Tensor], radius: int) -> torch.Tensor:
     """The temporal constraint: keep, frame by frame outward from each anchor, what stays near the object.
 
@@ -224,22 +247,19 @@ def track(binary: torch.Tensor, anchors: dict[int, torch.Tensor], radius: int) -
         out[t] = matte
     if radius <= 0 or not anchors:
         return out
-    count, starts = len(binary), sorted(anchors)
     kept = torch.zeros_like(binary)
-    for t in starts:
-        kept[t] = anchors[t]
-    for start in starts:
-        for direction in (1, -1):
-            last, gap, t = anchors[start], 0, start + direction
-            while 0 <= t < count and t not in anchors:
-                near = masks.dilate(last.float(), radius * (gap + 1)) > 0
-                found = reconstruct(binary[t] & near, binary[t])
-                if found.any():
-                    last, gap = found, 0
-                else:
-                    found, gap = binary[t], gap + 1
-                kept[t] |= found
-                t += direction
+    for t, matte in anchors.items():
+        kept[t] = matte
+    for start, walk in outward(anchors, len(binary)):
+        last, gap = anchors[start], 0
+        for t in walk:
+            near = masks.dilate(last.float(), radius * (gap + 1)) > 0
+            found = reconstruct(binary[t] & near, binary[t])
+            if found.any():
+                last, gap = found, 0
+            else:
+                found, gap = binary[t], gap + 1
+            kept[t] |= found
     return kept
 
 
@@ -301,22 +321,85 @@ def reach(keys: Keys, cfg: PropagateConfig) -> torch.Tensor:
     return out
 
 
-def self_training_unknown(model: UNet, keys: Keys, cfg: PropagateConfig,
-                          device: str | torch.device = "cpu") -> torch.Tensor:
-    """Where the object may be on each frame, from the network's own tracked mattes (a self-training round).
+def chained(found: torch.Tensor, anchors: dict[int, torch.Tensor], step: int) -> torch.Tensor:
+    """Where the object can be on each frame, if it moves at most `step` pixels a frame: a bound chained from the keys.
 
-    The mattes are taken at half the threshold and grown by cfg.margin, so that the object
-    itself is most unlikely to be taught as background, and kept within `reach`; a frame whose
-    matte is empty (the object not found) keeps its whole reach. Key frames get their key matte.
+    Frame by frame outward from each anchor, both ways, a frame's region is its found matte within
+    `step` pixels of the previous frame's region; where nothing is found there (the object missed),
+    that whole neighbourhood, which keeps growing by `step` a frame until the object is found again.
+    Unlike `reach`, which grows from the key matte alone, this follows the object, so a frame far
+    from any key stays bounded by what was found on the frames before it. Frames between two
+    anchors get the union of both directions.
+
+    Args:
+        found: (T, h, w) bool per-frame mattes (the tracked predictions).
+        anchors: frame index -> (h, w) bool known matte (the key frames).
+        step: pixels a frame, at least 1.
+    Returns:
+        (T, h, w) bool.
+    """
+    out = torch.zeros_like(found)
+    for t, matte in anchors.items():
+        out[t] = matte
+    for start, walk in outward(anchors, len(found)):
+        region = anchors[start]
+        for t in walk:
+            near = masks.dilate(region.float(), step) > 0
+            region = found[t] & near if (found[t] & near).any() else near
+            out[t] |= region
+    return out
+
+
+def key_distance(keys: Keys) -> torch.Tensor:
+    """(T,) int64: each plate frame's distance in frames to the nearest key frame."""
+    times = torch.arange(len(keys.frames.images))
+    at = torch.tensor([keys.frames.index(f) for f in keys.key_frames])
+    return (times[:, None] - at[None]).abs().amin(1)
+
+
+def round_fraction(k: int, rounds: int) -> float:
+    """When self-training round k (1-based) of `rounds` runs, as a fraction of the run: evenly from
+    ROUNDS_FROM to ROUNDS_TO (the network first learns the keys alone, and learns from the last round)."""
+    return ROUNDS_FROM + (ROUNDS_TO - ROUNDS_FROM) * (k - 1) / max(rounds - 1, 1)
+
+
+def object_region(model: UNet, keys: Keys, cfg: PropagateConfig, device: str | torch.device = "cpu") -> torch.Tensor:
+    """Where the object may be on each frame, by the network: a generous superset of its matte.
+
+    The tracked mattes at half the threshold, bounded by the object's speed from frame to frame
+    (`chained`, when cfg.max_speed is set: a false part that grows out of the object faster than
+    the object moves is cut), then grown by cfg.margin.
 
     Returns:
         (T, 1, ph, pw) float32 {0, 1}.
     """
-    found = tracked_mattes(model, keys, cfg, cfg.threshold / 2, device).float()
-    found = masks.dilate(found, _pixels(cfg.margin, keys.frames.geometry.work))
+    found = tracked_mattes(model, keys, cfg, cfg.threshold / 2, device)
+    if cfg.max_speed > 0:
+        anchors = {keys.frames.index(f): keys.mattes[k, 0] > 0 for k, f in enumerate(keys.key_frames)}
+        found = chained(found[:, 0], anchors, _pixels(cfg.max_speed, keys.frames.geometry.work))[:, None]
+    return masks.dilate(found.float(), _pixels(cfg.margin, keys.frames.geometry.work))
+
+
+def self_training_unknown(model: UNet, keys: Keys, cfg: PropagateConfig,
+                          device: str | torch.device = "cpu", within: int | None = None) -> torch.Tensor:
+    """Where the object may be on each frame, from the network's own tracked mattes (a self-training round).
+
+    The network's `object_region` (generous, so that the object itself is most unlikely to be
+    taught as background), kept within `reach`; a frame whose region is empty (the object not
+    found) keeps its whole reach. Key frames get their key matte.
+
+    Args:
+        within: None, or only the frames within this many frames of a key are looked at; the
+            others are left unknown (all 1), so they teach nothing yet.
+    Returns:
+        (T, 1, ph, pw) float32 {0, 1}.
+    """
+    found = object_region(model, keys, cfg, device)
     lost = found.flatten(1).amax(1) == 0
     found[lost] = 1
     unknown = reach(keys, cfg) * found
+    if within is not None:
+        unknown[key_distance(keys) > within] = 1
     for k, frame in enumerate(keys.key_frames):
         unknown[keys.frames.index(frame)] = keys.mattes[k]
     logger.info("self-training: the object may be on %.1f%% of the pixels (%d frames where it was not found)",
@@ -389,7 +472,7 @@ def _resume(path: Path, cfg: PropagateConfig, keys: Keys, model: UNet, optimizer
     ckpt.restore(path, data, model, optimizer)
     rng.set_state(data["rng"])
     if data.get("unknown") is not None:
-        sampler.unknown = _unpack(data["unknown"])
+        sampler.set_unknown(_unpack(data["unknown"]))
     logger.info("resuming propagation from %s at step %d", path, data["step"])
     return int(data["step"]), int(data.get("rounds_done", 0))
 
@@ -414,7 +497,7 @@ def fit_propagation(keys: Keys, cfg: PropagateConfig, *, device: str | torch.dev
     rng = torch.Generator().manual_seed(cfg.seed)
     sampler = PasteSampler(keys, cfg, rng)
     if cfg.max_speed > 0 and cfg.other_frames > 0:
-        sampler.unknown = reach(keys, cfg)  # other frames teach their background from the start
+        sampler.set_unknown(reach(keys, cfg))  # other frames teach their background from the start
     step, rounds_done = (_resume(Path(checkpoint), cfg, keys, model, optimizer, rng, sampler)
                          if checkpoint and resume else (0, 0))
     model.train()
@@ -424,9 +507,13 @@ def fit_propagation(keys: Keys, cfg: PropagateConfig, *, device: str | torch.dev
         tic = time.perf_counter()
         # Round k at k / (rounds + 1) of the run, in steps or in the budget's time, whichever is further
         # (a budget that ends the run early still gets its rounds).
-        if rounds_done < cfg.rounds and fraction >= (rounds_done + 1) / (cfg.rounds + 1):
-            sampler.unknown = self_training_unknown(model, keys, cfg, device)
+        if rounds_done < cfg.rounds and fraction >= round_fraction(rounds_done + 1, cfg.rounds):
             rounds_done += 1
+            # The rounds sweep outward from the keys: each reaches a further share of the shot, so a
+            # frame is first looked at by a network that learnt the background of frames near it.
+            farthest = int(key_distance(keys).max())
+            sampler.set_unknown(self_training_unknown(model, keys, cfg, device,
+                                                      math.ceil(farthest * rounds_done / cfg.rounds)))
             model.train()
         inputs, target, weight = (t.to(device) for t in sampler.draw())
         loss = weighted_bce(model(inputs), target, weight)
@@ -491,6 +578,10 @@ def write_mattes(model: UNet, keys: Keys, out: FrameSequence, cfg: PropagateConf
     """
     # The temporal constraint needs every frame's prediction first (it runs outward from the keys).
     kept = tracked_mattes(model, keys, cfg, cfg.threshold, device)[:, 0] if cfg.track > 0 else None
+    if cfg.max_speed > 0:
+        # The object moves no faster than max_speed: what lies beyond its region is dropped.
+        region = object_region(model, keys, cfg, device)[:, 0] > 0
+        kept = region if kept is None else kept & region
     written = []
     for frame in out.frames:
         keep = None if kept is None else kept[keys.frames.index(frame)]

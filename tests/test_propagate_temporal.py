@@ -8,8 +8,8 @@ import torch
 
 from ivi_vfx.config import PropagateConfig
 from ivi_vfx.io.sequence import find_sequence
-from ivi_vfx.propagate import (PasteSampler, fit_propagation, load_keys, reconstruct, self_training_unknown,
-                               track, tracked_mattes)
+from ivi_vfx.propagate import (PasteSampler, chained, fit_propagation, key_distance, load_keys, reconstruct,
+                               round_fraction, self_training_unknown, track, tracked_mattes)
 from ivi_vfx.shot import load_frames
 from test_propagate import TINY, make_object_shot
 
@@ -49,6 +49,37 @@ def test_track_follows_the_object_both_ways_and_drops_what_is_far() -> None:
     assert both[3, 8:11, 12:15].all() and both[3, 1:4, 25:28].all()
 
 
+def test_chained_bound_follows_the_object_and_cuts_what_grows_faster() -> None:
+    count, height, width, key = 6, 12, 60, 0
+    found = torch.zeros(count, height, width, dtype=torch.bool)
+    for t in range(count):
+        found[t] |= _blob(height, width, 4, 2 + 2 * t)  # the object, 2 px a frame to the right
+        found[t, 4:7, 5 + 2 * t:5 + 10 * t] = True  # a false part growing out of it, 8 px a frame
+    found[3] = False  # frame 3: the object missed
+    region = chained(found, {key: _blob(height, width, 4, 2)}, step=2)
+    for t in range(count):
+        assert region[t, 4:7, 2 + 2 * t:5 + 2 * t].all(), t  # the object is always inside
+    assert not region[5, :, 30:].any()  # the false part's far end (up to x=55) is cut
+    assert region[3].sum() > _blob(height, width, 4, 2).sum()  # a missed frame keeps the neighbourhood
+    assert torch.equal(region[key], _blob(height, width, 4, 2))
+
+
+def test_rounds_sweep_outward_from_the_keys(tmp_path: Path) -> None:
+    shot = make_object_shot(tmp_path)
+    keys = load_keys(load_frames(find_sequence(shot.plate), work_size=48), find_sequence(shot.roto, [1001]))
+    cfg = PropagateConfig(preset="test", width=4, steps=2, batch_size=2, work_size=48, rounds=2, max_speed=0.05)
+    model = fit_propagation(keys, cfg).model
+    distance = key_distance(keys)
+    assert distance.tolist() == list(range(len(shot.frames)))  # one key, on the first frame
+    unknown = self_training_unknown(model, keys, cfg, within=1)
+    assert (unknown[2:] == 1).all()  # not reached yet: nothing taught there
+    assert (unknown[1] == 0).any()  # reached: background outside the region around the object
+    sampler = PasteSampler(keys, cfg.replace(other_frames=1.0, batch_size=64), torch.Generator().manual_seed(0))
+    sampler.set_unknown(unknown)
+    assert sampler.teaching.tolist() == [0, 1]  # only frames with a lesson are drawn
+    assert 0 < round_fraction(1, 4) < round_fraction(4, 4) < 1 and round_fraction(1, 1) == round_fraction(1, 4)
+
+
 def test_after_a_self_training_round_other_frames_teach_their_background(tmp_path: Path) -> None:
     shot = make_object_shot(tmp_path)
     keys = load_keys(load_frames(find_sequence(shot.plate), work_size=64), find_sequence(shot.roto, [1001]))
@@ -58,7 +89,7 @@ def test_after_a_self_training_round_other_frames_teach_their_background(tmp_pat
     unknown = torch.zeros(count, 1, *keys.frames.geometry.padded)
     unknown[:, :, :, :20] = 1  # "the object may be in the left columns" on every frame
     unknown[0] = keys.mattes[0]
-    sampler.unknown = unknown
+    sampler.set_unknown(unknown)
     inputs, target, weight = sampler.draw()
     bases = set()
     for b in range(len(inputs)):
