@@ -113,6 +113,8 @@ class PasteSampler:
     Attributes:
         unknown: None, or (T, 1, ph, pw) float32 {0, 1} per plate frame: 1 where the object may
             be (the key matte itself on a key frame), so left out of the background term.
+        teaching: (F,) int64 the frame indices that other-frame samples are drawn from: the keys,
+            and the frames with some background outside `unknown` (set_unknown).
     """
 
     def __init__(self, keys: Keys, cfg: PropagateConfig, rng: torch.Generator) -> None:
@@ -121,12 +123,11 @@ class PasteSampler:
         self.unknown: torch.Tensor | None = None
         self.teaching = self.index
 
-    def set_unknown(self, unknown: torch.Tensor | None) -> None:
+    def set_unknown(self, unknown: torch.Tensor) -> None:
         """Set `unknown`; only frames with some background outside it are drawn as other frames."""
         self.unknown = unknown
-        if unknown is not None:
-            background = ((1 - unknown) * self.keys.frames.valid).flatten(1).amax(1) > 0
-            self.teaching = torch.unique(torch.cat([self.index, background.nonzero()[:, 0]]))
+        background = ((1 - unknown) * self.keys.frames.valid).flatten(1).amax(1) > 0
+        self.teaching = torch.unique(torch.cat([self.index, background.nonzero()[:, 0]]))
 
     def _uniform(self, n: int, low: float, high: float) -> torch.Tensor:
         return low + (high - low) * torch.rand(n, generator=self.rng)
@@ -264,24 +265,37 @@ def track(binary: torch.Tensor, anchors: dict[int, torch.Tensor], radius: int) -
 
 
 @torch.no_grad()
-def predicted(model: UNet, frames: Frames, threshold: float, device: str | torch.device = "cpu",
-              batch: int = 4) -> torch.Tensor:
-    """(T, ph, pw) bool: every plate frame's object probability over `threshold`, at working resolution.
+def predicted(model: UNet, frames: Frames, thresholds: tuple[float, ...], device: str | torch.device = "cpu",
+              batch: int = 4) -> list[torch.Tensor]:
+    """Per threshold, (T, ph, pw) bool: every plate frame's object probability over it, at working resolution.
 
-    Bool rather than the probabilities: a long shot at the paper's size keeps little memory.
+    One pass of the network over the shot for all thresholds; bool rather than the probabilities,
+    so that a long shot at the paper's size keeps little memory.
     """
     model.eval()
     valid = frames.valid[0, 0] > 0
-    return torch.cat([model.probability(frames.images[t:t + batch].to(device)).cpu()[:, 0] > threshold
-                      for t in range(0, len(frames.images), batch)]) & valid
+    over: list[list[torch.Tensor]] = [[] for _ in thresholds]
+    for t in range(0, len(frames.images), batch):
+        probability = model.probability(frames.images[t:t + batch].to(device)).cpu()[:, 0]
+        for binaries, threshold in zip(over, thresholds):
+            binaries.append((probability > threshold) & valid)
+    return [torch.cat(binaries) for binaries in over]
+
+
+def key_anchors(keys: Keys) -> dict[int, torch.Tensor]:
+    """Plate frame index -> (ph, pw) bool key matte: where the temporal constraints start."""
+    return {keys.frames.index(f): keys.mattes[k, 0] > 0 for k, f in enumerate(keys.key_frames)}
+
+
+def _tracked(binary: torch.Tensor, keys: Keys, cfg: PropagateConfig) -> torch.Tensor:
+    """(T, ph, pw) bool predictions -> the same, tracked from the keys (see `track`)."""
+    return track(binary, key_anchors(keys), _pixels(cfg.track, keys.frames.geometry.work))
 
 
 def tracked_mattes(model: UNet, keys: Keys, cfg: PropagateConfig, threshold: float,
                    device: str | torch.device = "cpu") -> torch.Tensor:
     """(T, 1, ph, pw) bool working-resolution mattes of every plate frame, tracked from the keys (see `track`)."""
-    anchors = {keys.frames.index(f): keys.mattes[k, 0] > 0 for k, f in enumerate(keys.key_frames)}
-    binary = predicted(model, keys.frames, threshold, device)
-    return track(binary, anchors, _pixels(cfg.track, keys.frames.geometry.work))[:, None]
+    return _tracked(predicted(model, keys.frames, (threshold,), device)[0], keys, cfg)[:, None]
 
 
 def chessboard_distance(matte: torch.Tensor) -> torch.Tensor:
@@ -363,28 +377,26 @@ def round_fraction(k: int, rounds: int) -> float:
     return ROUNDS_FROM + (ROUNDS_TO - ROUNDS_FROM) * (k - 1) / max(rounds - 1, 1)
 
 
-def object_region(model: UNet, keys: Keys, cfg: PropagateConfig, device: str | torch.device = "cpu") -> torch.Tensor:
-    """Where the object may be on each frame, by the network: a generous superset of its matte.
+def bounded_region(found: torch.Tensor, keys: Keys, cfg: PropagateConfig) -> torch.Tensor:
+    """Where the object may be on each frame: a generous superset of its matte.
 
-    The tracked mattes at half the threshold, bounded by the object's speed from frame to frame
-    (`chained`, when cfg.max_speed is set: a false part that grows out of the object faster than
-    the object moves is cut), then grown by cfg.margin.
-
+    Args:
+        found: (T, ph, pw) bool tracked mattes at half the threshold.
     Returns:
-        (T, 1, ph, pw) float32 {0, 1}.
+        (T, 1, ph, pw) float32 {0, 1}: `found`, bounded by the object's speed from frame to frame
+        (`chained`, when cfg.max_speed is set: a false part that grows out of the object faster
+        than the object moves is cut), then grown by cfg.margin.
     """
-    found = tracked_mattes(model, keys, cfg, cfg.threshold / 2, device)
     if cfg.max_speed > 0:
-        anchors = {keys.frames.index(f): keys.mattes[k, 0] > 0 for k, f in enumerate(keys.key_frames)}
-        found = chained(found[:, 0], anchors, _pixels(cfg.max_speed, keys.frames.geometry.work))[:, None]
-    return masks.dilate(found.float(), _pixels(cfg.margin, keys.frames.geometry.work))
+        found = chained(found, key_anchors(keys), _pixels(cfg.max_speed, keys.frames.geometry.work))
+    return masks.dilate(found.float()[:, None], _pixels(cfg.margin, keys.frames.geometry.work))
 
 
 def self_training_unknown(model: UNet, keys: Keys, cfg: PropagateConfig,
                           device: str | torch.device = "cpu", within: int | None = None) -> torch.Tensor:
     """Where the object may be on each frame, from the network's own tracked mattes (a self-training round).
 
-    The network's `object_region` (generous, so that the object itself is most unlikely to be
+    The network's `bounded_region` (generous, so that the object itself is most unlikely to be
     taught as background), kept within `reach`; a frame whose region is empty (the object not
     found) keeps its whole reach. Key frames get their key matte.
 
@@ -394,7 +406,7 @@ def self_training_unknown(model: UNet, keys: Keys, cfg: PropagateConfig,
     Returns:
         (T, 1, ph, pw) float32 {0, 1}.
     """
-    found = object_region(model, keys, cfg, device)
+    found = bounded_region(tracked_mattes(model, keys, cfg, cfg.threshold / 2, device)[:, 0], keys, cfg)
     lost = found.flatten(1).amax(1) == 0
     found[lost] = 1
     unknown = reach(keys, cfg) * found
@@ -505,7 +517,7 @@ def fit_propagation(keys: Keys, cfg: PropagateConfig, *, device: str | torch.dev
     fraction = step / cfg.steps if cfg.steps else 1.0
     while step < cfg.steps:
         tic = time.perf_counter()
-        # Round k at k / (rounds + 1) of the run, in steps or in the budget's time, whichever is further
+        # Rounds at round_fraction of the run, in steps or in the budget's time, whichever is further
         # (a budget that ends the run early still gets its rounds).
         if rounds_done < cfg.rounds and fraction >= round_fraction(rounds_done + 1, cfg.rounds):
             rounds_done += 1
@@ -576,12 +588,17 @@ def write_mattes(model: UNet, keys: Keys, out: FrameSequence, cfg: PropagateConf
     The header is the plate's (metadata, pixel type, lossless compression), with the data window
     set to the display window.
     """
-    # The temporal constraint needs every frame's prediction first (it runs outward from the keys).
-    kept = tracked_mattes(model, keys, cfg, cfg.threshold, device)[:, 0] if cfg.track > 0 else None
-    if cfg.max_speed > 0:
-        # The object moves no faster than max_speed: what lies beyond its region is dropped.
-        region = object_region(model, keys, cfg, device)[:, 0] > 0
-        kept = region if kept is None else kept & region
+    # The temporal constraints need every frame's prediction first (they run outward from the keys);
+    # one pass of the network gives the matte's threshold and the region's half of it.
+    kept = None
+    if cfg.track > 0 or cfg.max_speed > 0:
+        matte, generous = predicted(model, keys.frames, (cfg.threshold, cfg.threshold / 2), device)
+        if cfg.track > 0:
+            kept = _tracked(matte, keys, cfg)
+        if cfg.max_speed > 0:
+            # The object moves no faster than max_speed: what lies beyond its region is dropped.
+            region = bounded_region(_tracked(generous, keys, cfg), keys, cfg)[:, 0] > 0
+            kept = region if kept is None else kept & region
     written = []
     for frame in out.frames:
         keep = None if kept is None else kept[keys.frames.index(frame)]
