@@ -63,6 +63,11 @@ class Keys:
     mattes: torch.Tensor
     full: dict[int, np.ndarray]
 
+    @property
+    def indices(self) -> list[int]:
+        """The key frames' indices among the plate's frames, in the order of `mattes`."""
+        return [self.frames.index(f) for f in self.key_frames]
+
     def fingerprint(self) -> str:
         """A short hash of what training sees: a checkpoint only resumes on its own plate and keys."""
         digest = hashlib.sha256(self.frames.images.numpy().tobytes())
@@ -119,7 +124,7 @@ class PasteSampler:
 
     def __init__(self, keys: Keys, cfg: PropagateConfig, rng: torch.Generator) -> None:
         self.keys, self.cfg, self.rng = keys, cfg, rng
-        self.index = torch.tensor([keys.frames.index(f) for f in keys.key_frames])
+        self.index = torch.tensor(keys.indices)
         self.unknown: torch.Tensor | None = None
         self.teaching = self.index
 
@@ -225,6 +230,14 @@ def outward(anchors: dict[int, torch.Tensor], count: int) -> list[tuple[int, lis
     return walks
 
 
+def _anchored(like: torch.Tensor, anchors: dict[int, torch.Tensor]) -> torch.Tensor:
+    """(T, h, w) bool like `like`: the anchors' mattes on their frames, nothing elsewhere."""
+    out = torch.zeros_like(like)
+    for t, matte in anchors.items():
+        out[t] = matte
+    return out
+
+
 def track(binary: torch.Tensor, anchors: dict[int, torch.Tensor], radius: int) -> torch.Tensor:
     """The temporal constraint: keep, frame by frame outward from each anchor, what stays near the object.
 
@@ -248,9 +261,7 @@ def track(binary: torch.Tensor, anchors: dict[int, torch.Tensor], radius: int) -
         out[t] = matte
     if radius <= 0 or not anchors:
         return out
-    kept = torch.zeros_like(binary)
-    for t, matte in anchors.items():
-        kept[t] = matte
+    kept = _anchored(binary, anchors)
     for start, walk in outward(anchors, len(binary)):
         last, gap = anchors[start], 0
         for t in walk:
@@ -284,7 +295,7 @@ def predicted(model: UNet, frames: Frames, thresholds: tuple[float, ...], device
 
 def key_anchors(keys: Keys) -> dict[int, torch.Tensor]:
     """Plate frame index -> (ph, pw) bool key matte: where the temporal constraints start."""
-    return {keys.frames.index(f): keys.mattes[k, 0] > 0 for k, f in enumerate(keys.key_frames)}
+    return {t: keys.mattes[k, 0] > 0 for k, t in enumerate(keys.indices)}
 
 
 def _tracked(binary: torch.Tensor, keys: Keys, cfg: PropagateConfig) -> torch.Tensor:
@@ -326,12 +337,12 @@ def reach(keys: Keys, cfg: PropagateConfig) -> torch.Tensor:
         out.zero_()
         margin, speed = _pixels(cfg.margin, geometry.work), cfg.max_speed * max(geometry.work)
         times = torch.arange(count, dtype=torch.float32)
-        for k, frame in enumerate(keys.key_frames):
+        for k, at in enumerate(keys.indices):
             distance = chessboard_distance(keys.mattes[k, 0] > 0)
-            radius = margin + speed * (times - keys.frames.index(frame)).abs()
+            radius = margin + speed * (times - at).abs()
             out = torch.maximum(out, (distance[None] <= radius[:, None, None]).float()[:, None])
-    for k, frame in enumerate(keys.key_frames):
-        out[keys.frames.index(frame)] = keys.mattes[k]
+    for k, at in enumerate(keys.indices):
+        out[at] = keys.mattes[k]
     return out
 
 
@@ -352,9 +363,7 @@ def chained(found: torch.Tensor, anchors: dict[int, torch.Tensor], step: int) ->
     Returns:
         (T, h, w) bool.
     """
-    out = torch.zeros_like(found)
-    for t, matte in anchors.items():
-        out[t] = matte
+    out = _anchored(found, anchors)
     for start, walk in outward(anchors, len(found)):
         region = anchors[start]
         for t in walk:
@@ -367,8 +376,7 @@ def chained(found: torch.Tensor, anchors: dict[int, torch.Tensor], step: int) ->
 def key_distance(keys: Keys) -> torch.Tensor:
     """(T,) int64: each plate frame's distance in frames to the nearest key frame."""
     times = torch.arange(len(keys.frames.images))
-    at = torch.tensor([keys.frames.index(f) for f in keys.key_frames])
-    return (times[:, None] - at[None]).abs().amin(1)
+    return (times[:, None] - torch.tensor(keys.indices)[None]).abs().amin(1)
 
 
 def round_fraction(k: int, rounds: int) -> float:
@@ -412,8 +420,8 @@ def self_training_unknown(model: UNet, keys: Keys, cfg: PropagateConfig,
     unknown = reach(keys, cfg) * found
     if within is not None:
         unknown[key_distance(keys) > within] = 1
-    for k, frame in enumerate(keys.key_frames):
-        unknown[keys.frames.index(frame)] = keys.mattes[k]
+    for k, at in enumerate(keys.indices):
+        unknown[at] = keys.mattes[k]
     logger.info("self-training: the object may be on %.1f%% of the pixels (%d frames where it was not found)",
                 100 * float((unknown * keys.frames.valid).sum() / (keys.frames.valid.sum() * len(unknown))),
                 int(lost.sum()))
@@ -515,6 +523,7 @@ def fit_propagation(keys: Keys, cfg: PropagateConfig, *, device: str | torch.dev
     model.train()
     started, budget_s, running, stopped = time.perf_counter(), cfg.budget * 60.0, [], False
     fraction = step / cfg.steps if cfg.steps else 1.0
+    farthest = int(key_distance(keys).max())  # how far the rounds' sweep must reach
     while step < cfg.steps:
         tic = time.perf_counter()
         # Rounds at round_fraction of the run, in steps or in the budget's time, whichever is further
@@ -523,7 +532,6 @@ def fit_propagation(keys: Keys, cfg: PropagateConfig, *, device: str | torch.dev
             rounds_done += 1
             # The rounds sweep outward from the keys: each reaches a further share of the shot, so a
             # frame is first looked at by a network that learnt the background of frames near it.
-            farthest = int(key_distance(keys).max())
             sampler.set_unknown(self_training_unknown(model, keys, cfg, device,
                                                       math.ceil(farthest * rounds_done / cfg.rounds)))
             model.train()
