@@ -11,7 +11,11 @@ removal) and IoU. The key frame, which keeps the user's roto, is left out of the
 
 usage: python bench/propagation.py [--shots pan_astronaut,bmx-trees] [--preset final] [--steps N] [--budget MIN]
                                    [--work-size PIXELS] [--dilate PIXELS] [--track SHARE] [--max-speed SHARE]
-                                   [--rounds N] [--object-weight W] [--threshold T] [--work /tmp/ivi_propagation]
+                                   [--rounds N] [--object-weight W] [--threshold T] [--seeds 0,1,2]
+                                   [--work /tmp/ivi_propagation]
+With several --seeds, each shot runs once per seed and a summary row gives the mean and the range
+over the seeds: one run on bmx-trees can differ from the next seed's by 0.1 in recall, so a change
+is judged against that spread.
 The reference's behaviour (key frames only, each frame on its own): --rounds 0 --max-speed 0 --track 0.
 Needs opencv-contrib-python-headless (to read DAVIS) besides the project (make quality installs it).
 """
@@ -101,42 +105,55 @@ def main() -> None:
     ap.add_argument("--object-weight", type=float, default=None)
     ap.add_argument("--threshold", type=float, default=None)
     ap.add_argument("--budget", type=float, default=None)
+    ap.add_argument("--seeds", default="0", help="comma-separated seeds, one run each")
     ap.add_argument("--work", type=Path, default=Path("/tmp/ivi_propagation"))
     a = ap.parse_args()
+    seeds = [int(seed) for seed in a.seeds.split(",")]
     exe = Path(sys.executable).with_name("ivi-render")
     rows = []
     for name in a.shots.split(","):
         plate, key, truth = SHOTS[name](a.work)
         out = a.work / f"{name}_mattes" / "matte.####.exr"
-        cmd = [str(exe), "propagate", "--plate", plate, "--key-mask", key, "--key-frames", "1001", "--out", str(out),
-               "--preset", a.preset, "--overwrite", "--no-resume", "--device", "cpu"]
-        for option, value in (("--steps", a.steps), ("--work-size", a.work_size), ("--dilate", a.dilate),
-                              ("--track", a.track), ("--max-speed", a.max_speed), ("--rounds", a.rounds),
-                              ("--object-weight", a.object_weight), ("--threshold", a.threshold),
-                              ("--budget", a.budget)):
-            if value is not None:
-                cmd += [option, str(value)]
-        print("$", " ".join(shlex.quote(c) for c in cmd), file=sys.stderr, flush=True)
-        tic = time.perf_counter()
-        run = subprocess.run(cmd, capture_output=True, text=True)
-        seconds = time.perf_counter() - tic
-        if run.returncode:
-            raise SystemExit(f"{name}: propagate failed:\n{run.stderr[-2000:]}")
-        steps = [line for line in run.stderr.splitlines() if "propagation step" in line][-1].split("step ")[1].split()[0]
-        recall, iou = [], []
-        for t, true in enumerate(truth[1:], start=1):
-            got = _read_alpha(out.parent / f"matte.{1001 + t}.exr")
-            recall.append((got & true).sum() / max(true.sum(), 1))
-            iou.append((got & true).sum() / max((got | true).sum(), 1))
-        rows.append((name, len(truth), truth[0].shape, steps, seconds, np.mean(recall), np.min(recall), np.mean(iou)))
+        runs = []
+        for seed in seeds:
+            cmd = [str(exe), "propagate", "--plate", plate, "--key-mask", key, "--key-frames", "1001", "--out", str(out),
+                   "--preset", a.preset, "--overwrite", "--no-resume", "--device", "cpu", "--seed", str(seed)]
+            for option, value in (("--steps", a.steps), ("--work-size", a.work_size), ("--dilate", a.dilate),
+                                  ("--track", a.track), ("--max-speed", a.max_speed), ("--rounds", a.rounds),
+                                  ("--object-weight", a.object_weight), ("--threshold", a.threshold),
+                                  ("--budget", a.budget)):
+                if value is not None:
+                    cmd += [option, str(value)]
+            print("$", " ".join(shlex.quote(c) for c in cmd), file=sys.stderr, flush=True)
+            tic = time.perf_counter()
+            run = subprocess.run(cmd, capture_output=True, text=True)
+            seconds = time.perf_counter() - tic
+            if run.returncode:
+                raise SystemExit(f"{name}: propagate failed:\n{run.stderr[-2000:]}")
+            steps = int([line for line in run.stderr.splitlines()
+                         if "propagation step" in line][-1].split("step ")[1].split("/")[0])
+            recall, iou = [], []
+            for t, true in enumerate(truth[1:], start=1):
+                got = _read_alpha(out.parent / f"matte.{1001 + t}.exr")
+                recall.append((got & true).sum() / max(true.sum(), 1))
+                iou.append((got & true).sum() / max((got | true).sum(), 1))
+            runs.append((steps, seconds, np.mean(recall), np.min(recall), np.mean(iou)))
+            print(f"{name} seed {seed}: steps {steps}, {seconds:.0f} s, recall {runs[-1][2]:.3f} "
+                  f"(worst {runs[-1][3]:.3f}), IoU {runs[-1][4]:.3f}", file=sys.stderr, flush=True)
+        rows.append((name, len(truth), truth[0].shape, seeds, runs))
     changed = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items()
-                       if v is not None and k not in ("shots", "preset", "work"))
+                       if v is not None and k not in ("shots", "preset", "work", "seeds"))
     print(f"\npreset {a.preset} {changed}; one key frame (1001); scored on every other frame at full resolution\n")
-    print("| shot | frames | size | steps | wall s | recall (mean) | recall (worst frame) | IoU (mean) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, count, (h, w), steps, seconds, rec, worst, iou in rows:
-        print(f"| {name} | {count} | {w}x{h} | {steps} | {seconds:.0f} | {rec:.3f} | {worst:.3f} | {iou:.3f} |")
-
+    print("| shot | frames | size | seed | steps | wall s | recall (mean) | recall (worst frame) | IoU (mean) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, count, (h, w), seeds_run, runs in rows:
+        for seed, (steps, seconds, rec, worst, iou) in zip(seeds_run, runs):
+            print(f"| {name} | {count} | {w}x{h} | {seed} | {steps} | {seconds:.0f} | {rec:.3f} | {worst:.3f} | {iou:.3f} |")
+        if len(runs) > 1:
+            cols = np.array(runs, dtype=float).T
+            cells = [f"{col.mean():{fmt}} ({col.min():{fmt}}-{col.max():{fmt}})"
+                     for col, fmt in zip(cols, (".0f", ".0f", ".3f", ".3f", ".3f"))]
+            print(f"| {name} | {count} | {w}x{h} | mean (range) of {len(runs)} | " + " | ".join(cells) + " |")
 
 if __name__ == "__main__":
     main()
