@@ -11,7 +11,6 @@ removal) and IoU. The key frame, which keeps the user's roto, is left out of the
 
 usage: python bench/propagation.py [--shots pan_astronaut,bmx-trees] [--preset final] [--steps N] [--budget MIN]
                                    [--work-size PIXELS] [--dilate PIXELS] [--track SHARE] [--max-speed SHARE]
-                                   [--max-area MULTIPLE]
                                    [--rounds N] [--object-weight W] [--threshold T] [--seeds 0,1,2]
                                    [--key-erode PIXELS] [--work /tmp/ivi_propagation]
 With several --seeds, each shot runs once per seed and a summary row gives the mean and the range
@@ -116,7 +115,6 @@ def main() -> None:
     ap.add_argument("--dilate", type=int, default=None)
     ap.add_argument("--track", type=float, default=None)
     ap.add_argument("--max-speed", type=float, default=None)
-    ap.add_argument("--max-area", type=float, default=None)
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--object-weight", type=float, default=None)
     ap.add_argument("--threshold", type=float, default=None)
@@ -136,8 +134,7 @@ def main() -> None:
             cmd = [str(exe), "propagate", "--plate", plate, "--key-mask", key, "--key-frames", "1001", "--out", str(out),
                    "--preset", a.preset, "--overwrite", "--no-resume", "--device", "cpu", "--seed", str(seed)]
             for option, value in (("--steps", a.steps), ("--work-size", a.work_size), ("--dilate", a.dilate),
-                                  ("--track", a.track), ("--max-speed", a.max_speed), ("--max-area", a.max_area),
-                                  ("--rounds", a.rounds),
+                                  ("--track", a.track), ("--max-speed", a.max_speed), ("--rounds", a.rounds),
                                   ("--object-weight", a.object_weight), ("--threshold", a.threshold),
                                   ("--budget", a.budget)):
                 if value is not None:

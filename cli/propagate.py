@@ -43,10 +43,6 @@ from .progress import Progress
               help="Fastest object motion, as a share of the frame per frame: farther from where the object was is "
                    "taught as background, and dropped from the mattes; 0 for no limit (the default). Set it for a slow "
                    "object, e.g. 0.03.")
-@click.option("--max-area", type=click.FloatRange(min=0), default=None, metavar="MULTIPLE",
-              help="With --max-speed: the object's largest area, as a multiple of the largest key matte's; a "
-                   "frame's region beyond it keeps what lies nearest the object's place on the frame before. "
-                   "0 for no limit (the default). E.g. 2.")
 @click.option("--rounds", type=click.IntRange(min=0), default=None,
               help="Self-training rounds on the other frames' backgrounds, sweeping outward from the keys; 0 "
                    "trains on the keys alone (the default). Best with --max-speed.")
@@ -58,7 +54,7 @@ from .progress import Progress
 def propagate(plate: str, key_mask: str | None, key_frames: list[int] | None, frames: list[int] | None, mask_channel: str | None,
               out: str, overwrite: bool, preset: str | None, steps: int | None, budget: float | None,
               work_size: int | None, threshold: float | None, object_weight: float | None, dilate: int | None,
-              track: float | None, max_speed: float | None, max_area: float | None, rounds: int | None, seed: int | None, device: str, checkpoint: Path | None, resume: bool) -> None:
+              track: float | None, max_speed: float | None, rounds: int | None, seed: int | None, device: str, checkpoint: Path | None, resume: bool) -> None:
     """Train on the key frames' roto, then write the object's matte for every frame.
 
     \b
@@ -70,7 +66,7 @@ def propagate(plate: str, key_mask: str | None, key_frames: list[int] | None, fr
         raise click.UsageError("give --key-mask and --key-frames")
     cfg = propagate_config(preset, str(resolve_device(device))).replace(
         steps=steps, budget=budget, work_size=work_size, threshold=threshold, object_weight=object_weight,
-        dilate=dilate, track=track, max_speed=max_speed, max_area=max_area, rounds=rounds, seed=seed)
+        dilate=dilate, track=track, max_speed=max_speed, rounds=rounds, seed=seed)
     stop = StopFlag()
     stop.install()
     with Progress() as progress:

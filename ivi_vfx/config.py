@@ -418,11 +418,6 @@ class PropagateConfig(JsonConfig):
     rounds and for the written mattes: a false part growing out of the object faster than this is
     cut. 0 makes no such assumption (bmx-trees' rider moves at most 0.009 a frame,
     pan_astronaut's object 0.026)."""
-    max_area: float = 0.0
-    """The object's largest area on any frame, as a multiple of the largest key matte's. With
-    max_speed, a frame whose chained region comes out larger keeps only what lies nearest the
-    previous frame's region (`propagate.chained`): a network that calls much of a frame object
-    then still has that frame's background taught. 0 makes no such assumption."""
     margin: float = 0.06
     """Safety band around a self-training matte left out of the loss (neither object nor
     background), as a share of the working frame's longest side."""
@@ -438,7 +433,6 @@ class PropagateConfig(JsonConfig):
             (0.0 <= self.margin < 1.0, "margin must lie between 0 and 1 (a share of the frame)"),
             (0.0 <= self.track < 1.0, "track must lie between 0 and 1 (a share of the frame)"),
             (self.max_speed >= 0.0, "max_speed must be 0 (no limit) or a positive share of the frame per frame"),
-            (self.max_area >= 0.0, "max_area must be 0 (no limit) or a positive multiple of the key matte's area"),
             (self.width >= 2, "width must be at least 2"),
             (self.steps >= 0, "steps must be 0 or more"),
             (self.budget >= 0, "budget must be 0 (no limit) or a positive number of minutes"),

@@ -346,7 +346,7 @@ def reach(keys: Keys, cfg: PropagateConfig) -> torch.Tensor:
     return out
 
 
-def chained(found: torch.Tensor, anchors: dict[int, torch.Tensor], step: int, cap: float = 0.0) -> torch.Tensor:
+def chained(found: torch.Tensor, anchors: dict[int, torch.Tensor], step: int) -> torch.Tensor:
     """Where the object can be on each frame, if it moves at most `step` pixels a frame: a bound chained from the keys.
 
     Frame by frame outward from each anchor, both ways, a frame's region is its found matte within
@@ -356,17 +356,10 @@ def chained(found: torch.Tensor, anchors: dict[int, torch.Tensor], step: int, ca
     from any key stays bounded by what was found on the frames before it. Frames between two
     anchors get the union of both directions.
 
-    A found region larger than `cap` pixels cannot be the object alone: it keeps only what lies
-    within the largest distance (0 to step - 1 pixels) of the previous frame's region that stays
-    under the cap. Without that, a network that calls most of a frame object (early in training,
-    or on background the keys never showed) gives a region that spreads over the frame by `step`
-    pixels a frame, and the frames' background is never taught.
-
     Args:
         found: (T, h, w) bool per-frame mattes (the tracked predictions).
         anchors: frame index -> (h, w) bool known matte (the key frames).
         step: pixels a frame, at least 1.
-        cap: the object's largest area in pixels; 0 for no limit.
     Returns:
         (T, h, w) bool.
     """
@@ -374,15 +367,8 @@ def chained(found: torch.Tensor, anchors: dict[int, torch.Tensor], step: int, ca
     for start, walk in outward(anchors, len(found)):
         region = anchors[start]
         for t in walk:
-            hit = found[t] & (masks.dilate(region.float(), step) > 0)
-            if not hit.any():
-                region = masks.dilate(region.float(), step) > 0
-            else:
-                for closer in range(step - 1, -1, -1):
-                    if not cap or hit.sum() <= cap:
-                        break
-                    hit = found[t] & (masks.dilate(region.float(), closer) > 0)
-                region = hit
+            near = masks.dilate(region.float(), step) > 0
+            region = found[t] & near if (found[t] & near).any() else near
             out[t] |= region
     return out
 
@@ -407,12 +393,10 @@ def bounded_region(found: torch.Tensor, keys: Keys, cfg: PropagateConfig) -> tor
     Returns:
         (T, 1, ph, pw) float32 {0, 1}: `found`, bounded by the object's speed from frame to frame
         (`chained`, when cfg.max_speed is set: a false part that grows out of the object faster
-        than the object moves is cut, and with cfg.max_area, a region larger than the object can
-        be keeps what lies nearest to where it was), then grown by cfg.margin.
+        than the object moves is cut), then grown by cfg.margin.
     """
     if cfg.max_speed > 0:
-        cap = cfg.max_area * float(keys.mattes.flatten(1).sum(1).max())
-        found = chained(found, key_anchors(keys), _pixels(cfg.max_speed, keys.frames.geometry.work), cap)
+        found = chained(found, key_anchors(keys), _pixels(cfg.max_speed, keys.frames.geometry.work))
     return masks.dilate(found.float()[:, None], _pixels(cfg.margin, keys.frames.geometry.work))
 
 

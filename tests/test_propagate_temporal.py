@@ -64,23 +64,6 @@ def test_chained_bound_follows_the_object_and_cuts_what_grows_faster() -> None:
     assert torch.equal(region[key], _blob(height, width, 4, 2))
 
 
-def test_chained_area_cap_keeps_the_frames_background_when_everything_is_found() -> None:
-    count, height, width, key = 8, 20, 40, 0
-    found = torch.ones(count, height, width, dtype=torch.bool)  # a network that calls every pixel object
-    found[:, :, 30:] = False
-    for t in range(count):
-        found[t, :, 30:] |= _blob(height, width, 8, 30 + t)[:, 30:]  # the object, within the "all object" part
-    anchor = _blob(height, width, 8, 10)
-    loose = chained(found, {key: anchor}, step=3)
-    capped = chained(found, {key: anchor}, step=3, cap=2 * anchor.sum())
-    assert loose[count - 1].sum() > 0.5 * 20 * 30  # without a cap the region spreads over the frame
-    for t in range(1, count):
-        assert capped[t].sum() <= 2 * anchor.sum(), t  # with one, it stays the object's size
-        assert capped[t, 8:11, 10:13].all(), t  # around where the object was
-    # Under the cap nothing changes.
-    assert torch.equal(chained(found, {key: anchor}, step=3, cap=float(height * width)), loose)
-
-
 def test_rounds_sweep_outward_from_the_keys(tmp_path: Path) -> None:
     shot = make_object_shot(tmp_path)
     keys = load_keys(load_frames(find_sequence(shot.plate), work_size=48), find_sequence(shot.roto, [1001]))
