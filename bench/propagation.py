@@ -14,7 +14,7 @@ usage: python bench/propagation.py [--shots pan_astronaut,bmx-trees] [--preset f
                                    [--rounds N] [--object-weight W] [--threshold T] [--seeds 0,1,2]
                                    [--key-erode PIXELS] [--work /tmp/ivi_propagation]
 With several --seeds, each shot runs once per seed and a summary row gives the mean and the range
-over the seeds: one run on bmx-trees can differ from the next seed's by 0.1 in recall, so a change
+over the seeds: three seeds of the same options on bmx-trees ranged over 0.37 in recall, so a change
 is judged against that spread.
 The DAVIS mattes are the annotations grown by a 12x12 box (the paper's preprocessing for inpainting),
 so bmx-trees' key also holds a band of wall and grass around the rider. --key-erode 6 --dilate 6
