@@ -119,26 +119,26 @@ def main() -> None:
     ap.add_argument("--object-weight", type=float, default=None)
     ap.add_argument("--threshold", type=float, default=None)
     ap.add_argument("--budget", type=float, default=None)
-    ap.add_argument("--key-erode", type=int, default=0, help="shrink the key matte by this many pixels")
+    ap.add_argument("--key-erode", type=int, default=None, help="shrink the key matte by this many pixels")
     ap.add_argument("--seeds", default="0", help="comma-separated seeds, one run each")
     ap.add_argument("--work", type=Path, default=Path("/tmp/ivi_propagation"))
     a = ap.parse_args()
     seeds = [int(seed) for seed in a.seeds.split(",")]
     exe = Path(sys.executable).with_name("ivi-render")
+    options = []  # the propagate options this run sets, the same for every shot and seed
+    for option, value in (("--steps", a.steps), ("--work-size", a.work_size), ("--dilate", a.dilate),
+                          ("--track", a.track), ("--max-speed", a.max_speed), ("--rounds", a.rounds),
+                          ("--object-weight", a.object_weight), ("--threshold", a.threshold), ("--budget", a.budget)):
+        if value is not None:
+            options += [option, str(value)]
     rows = []
     for name in a.shots.split(","):
-        plate, key, truth = SHOTS[name](a.work, a.key_erode)
+        plate, key, truth = SHOTS[name](a.work, a.key_erode or 0)
         out = a.work / f"{name}_mattes" / "matte.####.exr"
         runs = []
         for seed in seeds:
             cmd = [str(exe), "propagate", "--plate", plate, "--key-mask", key, "--key-frames", "1001", "--out", str(out),
-                   "--preset", a.preset, "--overwrite", "--no-resume", "--device", "cpu", "--seed", str(seed)]
-            for option, value in (("--steps", a.steps), ("--work-size", a.work_size), ("--dilate", a.dilate),
-                                  ("--track", a.track), ("--max-speed", a.max_speed), ("--rounds", a.rounds),
-                                  ("--object-weight", a.object_weight), ("--threshold", a.threshold),
-                                  ("--budget", a.budget)):
-                if value is not None:
-                    cmd += [option, str(value)]
+                   "--preset", a.preset, "--overwrite", "--no-resume", "--device", "cpu", "--seed", str(seed), *options]
             print("$", " ".join(shlex.quote(c) for c in cmd), file=sys.stderr, flush=True)
             tic = time.perf_counter()
             run = subprocess.run(cmd, capture_output=True, text=True)
@@ -157,7 +157,7 @@ def main() -> None:
                   f"(worst {runs[-1][3]:.3f}), IoU {runs[-1][4]:.3f}", file=sys.stderr, flush=True)
         rows.append((name, len(truth), truth[0].shape, seeds, runs))
     changed = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items()
-                       if v is not None and k not in ("shots", "preset", "work", "seeds") and not (k == "key_erode" and not v))
+                       if v is not None and k not in ("shots", "preset", "work", "seeds"))
     print(f"\npreset {a.preset} {changed}; one key frame (1001); scored on every other frame at full resolution\n")
     print("| shot | frames | size | seed | steps | wall s | recall (mean) | recall (worst frame) | IoU (mean) |")
     print("|---|---|---|---|---|---|---|---|---|")

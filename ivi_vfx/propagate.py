@@ -230,9 +230,9 @@ def outward(anchors: dict[int, torch.Tensor], count: int) -> list[tuple[int, lis
     return walks
 
 
-def _anchored(like: torch.Tensor, anchors: dict[int, torch.Tensor]) -> torch.Tensor:
-    """(T, h, w) bool like `like`: the anchors' mattes on their frames, nothing elsewhere."""
-    out = torch.zeros_like(like)
+def _anchored(base: torch.Tensor, anchors: dict[int, torch.Tensor]) -> torch.Tensor:
+    """(T, h, w) bool: a copy of `base` with the anchors' mattes on their frames."""
+    out = base.clone()
     for t, matte in anchors.items():
         out[t] = matte
     return out
@@ -256,12 +256,9 @@ def track(binary: torch.Tensor, anchors: dict[int, torch.Tensor], radius: int) -
     Returns:
         (T, h, w) bool.
     """
-    out = binary.clone()
-    for t, matte in anchors.items():
-        out[t] = matte
     if radius <= 0 or not anchors:
-        return out
-    kept = _anchored(binary, anchors)
+        return _anchored(binary, anchors)
+    kept = _anchored(torch.zeros_like(binary), anchors)
     for start, walk in outward(anchors, len(binary)):
         last, gap = anchors[start], 0
         for t in walk:
@@ -363,7 +360,7 @@ def chained(found: torch.Tensor, anchors: dict[int, torch.Tensor], step: int) ->
     Returns:
         (T, h, w) bool.
     """
-    out = _anchored(found, anchors)
+    out = _anchored(torch.zeros_like(found), anchors)
     for start, walk in outward(anchors, len(found)):
         region = anchors[start]
         for t in walk:
