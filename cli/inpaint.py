@@ -19,6 +19,7 @@ from .progress import Progress, quality_note
 @click.command()
 @options.optional_inputs
 @options.keys
+@options.propagation
 @options.output
 @options.training
 @options.hires
@@ -28,7 +29,8 @@ from .progress import Progress, quality_note
               help="Continue from a compatible checkpoint.")
 @options.progress_format
 def inpaint(plate: str | None, mask: str | None, frames: list[int] | None, mask_channel: str | None,
-            key_mask: str | None, key_frames: list[int] | None, out: str, overwrite: bool,
+            key_mask: str | None, key_frames: list[int] | None, track: float | None, max_speed: float | None,
+            rounds: int | None, out: str, overwrite: bool,
             preset: str | None, steps: int | None, budget: float | None, finetune_steps: int | None,
             encoder: str | None, work_size: int | None, dilate: int | None, seed: int | None,
             device: str, scales: str, patch_size: int, scale_steps: int, tile_size: int, checkpoint: Path | None,
@@ -51,6 +53,8 @@ def inpaint(plate: str | None, mask: str | None, frames: list[int] | None, mask_
         raise click.UsageError("give --plate")
     if (mask is None) == (key_mask is None) or (key_mask is None) != (key_frames is None):
         raise click.UsageError("give either --mask, or --key-mask with --key-frames")
+    if key_mask is None and {track, max_speed, rounds} != {None}:
+        raise click.UsageError("--track, --max-speed and --rounds are mask propagation's: give them with --key-mask")
     on = str(resolve_device(device))
     cfg = preset_config(preset, on).rescheduled(steps).replace(
         budget=budget, finetune_steps=finetune_steps, encoder=encoder, work_size=work_size, dilate=dilate, seed=seed)
@@ -64,7 +68,8 @@ def inpaint(plate: str | None, mask: str | None, frames: list[int] | None, mask_
         common = dict(frames=frames, mask_channel=mask_channel, device=device, checkpoint=checkpoint, resume=resume,
                       overwrite=overwrite, on_progress=progress, should_stop=stop, hires=hires)
         if key_mask is not None:
-            propagation = propagate_config(preset, on).replace(seed=seed)
+            propagation = propagate_config(preset, on).replace(seed=seed, track=track, max_speed=max_speed,
+                                                                rounds=rounds)
             result = inpaint_from_keys(plate, key_mask, key_frames or [], out, cfg, propagation, **common)
         else:
             result = run_inpaint(plate, mask, out, cfg, **common)

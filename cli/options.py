@@ -11,7 +11,7 @@ import click
 from ivi_vfx.config import PRESET_NAMES
 from ivi_vfx.errors import ConfigError
 from ivi_vfx.io.sequence import compact, parse_frames
-from ivi_vfx.jobs import JobSpec
+from ivi_vfx.jobs import PROPAGATION_KEYS, JobSpec
 
 from .progress import PROGRESS_FORMATS
 
@@ -59,6 +59,21 @@ keys = _stack(
                  help="The frames whose roto --key-mask holds, e.g. 1001 or 1001,1060."),
 )
 """The keyframe roto that mask propagation starts from."""
+
+propagation = _stack(
+    click.option("--track", type=click.FloatRange(0, 1, max_open=True), default=None, metavar="SHARE",
+                 help="Mask propagation's temporal constraint: keep the parts of a frame's matte within this share of "
+                      "the frame of the previous frame's matte, outward from the keys; 0 treats each frame on its own "
+                      "(default 0.04)."),
+    click.option("--max-speed", type=click.FloatRange(min=0), default=None, metavar="SHARE",
+                 help="Mask propagation: the object's fastest motion, as a share of the frame per frame; farther from "
+                      "where it was is taught as background, and dropped from the mattes; 0 for no limit (the "
+                      "default). Set it for a slow object, e.g. 0.03."),
+    click.option("--rounds", type=click.IntRange(min=0), default=None,
+                 help="Mask propagation: self-training rounds on the other frames' backgrounds, sweeping outward from "
+                      "the keys; 0 trains on the keys alone (the default). Best with --max-speed."),
+)
+"""How mask propagation follows the object from the keys (PropagateConfig.track, max_speed, rounds)."""
 
 training = _stack(
     click.option("--preset", type=click.Choice(PRESET_NAMES), default=None,
@@ -128,6 +143,7 @@ job_inputs = _stack(
                  help="A JobSpec (job.json, or a checkpoint folder holding one); the options below change it."),
     _inputs(required=False),
     keys,
+    propagation,
     click.option("--out", metavar="PATTERN", help="Output sequence, e.g. clean.####.exr."),
     training,
     _hires(job=True),
@@ -138,7 +154,7 @@ job_inputs = _stack(
 
 JOB_KEYS = ("plate", "mask", "out", "key_mask", "key_frames", "frames", "mask_channel", "preset", "steps", "budget",
             "finetune_steps", "encoder", "work_size", "dilate", "seed", "scales", "patch_size", "scale_steps",
-            "tile_size")
+            "tile_size", "track", "max_speed", "rounds")
 
 
 def job_spec(job_file: Path | None, checkpoint_dir: Path | None, **values: Any) -> JobSpec:
@@ -159,7 +175,7 @@ def job_spec(job_file: Path | None, checkpoint_dir: Path | None, **values: Any) 
     if job_file is not None:
         data = dataclasses.asdict(JobSpec.load(job_file))
         if "mask" in changes or "key_mask" in changes:  # the command line's matte replaces the file's
-            data.update(mask=None, key_mask=None, key_frames=None)
+            data.update(mask=None, key_mask=None, key_frames=None, **dict.fromkeys(PROPAGATION_KEYS))
     try:
         spec = JobSpec(**{**data, **changes})
     except ConfigError as exc:

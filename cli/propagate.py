@@ -36,16 +36,7 @@ from .progress import Progress
               help="Weight of object pixels in the loss; above 0.5 favours covering the object (default 0.8).")
 @click.option("--dilate", type=click.IntRange(min=0), default=None, metavar="PIXELS",
               help="Grow the predicted mattes by this many pixels (default 0).")
-@click.option("--track", type=click.FloatRange(0, 1, max_open=True), default=None, metavar="SHARE",
-              help="Temporal constraint: keep the parts of a frame's matte within this share of the frame of the "
-                   "previous frame's matte, outward from the keys; 0 treats each frame on its own (default 0.04).")
-@click.option("--max-speed", type=click.FloatRange(min=0), default=None, metavar="SHARE",
-              help="Fastest object motion, as a share of the frame per frame: farther from where the object was is "
-                   "taught as background, and dropped from the mattes; 0 for no limit (the default). Set it for a slow "
-                   "object, e.g. 0.03.")
-@click.option("--rounds", type=click.IntRange(min=0), default=None,
-              help="Self-training rounds on the other frames' backgrounds, sweeping outward from the keys; 0 "
-                   "trains on the keys alone (the default). Best with --max-speed.")
+@options.propagation
 @click.option("--seed", type=int, default=None, help="Random seed (default 0).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,

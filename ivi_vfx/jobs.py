@@ -25,9 +25,12 @@ from ivi_vfx.config import (HiresConfig, PropagateConfig, TrainConfig, preset_co
 from ivi_vfx.errors import ConfigError
 from ivi_vfx.io.sequence import parse_frames
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """1: the first keys; 2 adds the keyframe roto (key_mask, key_frames) and the progressive
-high-resolution keys (scales ... tile_size). Files of version 1 read as they are."""
+high-resolution keys (scales ... tile_size); 3 adds how a keyframe job's propagation follows the
+object (track, max_speed, rounds). Files of earlier versions read as they are."""
+PROPAGATION_KEYS = ("track", "max_speed", "rounds")
+"""The JobSpec keys that only a keyframe job (`key_mask`) takes: PropagateConfig's fields of the same names."""
 JOB_FILE = "job.json"
 """Name of the JobSpec inside a checkpoint folder (and inside a farm bundle)."""
 MODEL_FILE = "model.ckpt"
@@ -60,6 +63,13 @@ class JobSpec:
     every frame from it (mask propagation) into the checkpoint folder, and alpha is that matte."""
     key_frames: str | None = None
     """The frames `key_mask` holds (``1001`` or ``1001,1060``); required with it."""
+    track: float | None = None
+    """With `key_mask`: the propagation's temporal constraint (PropagateConfig.track); None: the preset's."""
+    max_speed: float | None = None
+    """With `key_mask`: the object's fastest motion, a share of the frame per frame (PropagateConfig.max_speed);
+    None: the preset's (0, no limit)."""
+    rounds: int | None = None
+    """With `key_mask`: the propagation's self-training rounds (PropagateConfig.rounds); None: the preset's (0)."""
     frames: str | None = None
     """Frame range as farms write it (``1001-1100``, ``1001,1005``, ``1-10x2``); None: every plate frame on disk."""
     mask_channel: str | None = None
@@ -101,6 +111,9 @@ class JobSpec:
         if (self.mask is None) == (self.key_mask is None) or (self.key_mask is None) != (self.key_frames is None):
             raise ConfigError("job: give either 'mask' (a matte sequence), or 'key_mask' with 'key_frames' "
                               "(the roto of a few frames)")
+        if self.key_mask is None and any(getattr(self, key) is not None for key in PROPAGATION_KEYS):
+            raise ConfigError(f"job: {', '.join(PROPAGATION_KEYS)} are mask propagation's settings; give them with "
+                              f"'key_mask' and 'key_frames', or leave them out")
         for key in ("frames", "key_frames"):
             if getattr(self, key) is not None:
                 setattr(self, key, str(getattr(self, key)))
@@ -164,8 +177,10 @@ class JobSpec:
                            work_size=self.work_size, dilate=self.dilate, seed=self.seed)
 
     def propagate_config(self, device: str = "cpu") -> PropagateConfig:
-        """The mask propagation configuration of a keyframe job: the preset's, with this job's seed."""
-        return propagate_config(self.preset, device).replace(seed=self.seed)
+        """The mask propagation configuration of a keyframe job: the preset's, with this job's seed and
+        propagation settings."""
+        return propagate_config(self.preset, device).replace(
+            seed=self.seed, **{key: getattr(self, key) for key in PROPAGATION_KEYS})
 
     def absolute(self) -> JobSpec:
         """A copy whose paths are absolute, for a job that runs on other machines or in other folders."""
@@ -208,6 +223,7 @@ class JobSpec:
         try:
             spec.train_config()  # a bad preset or value is an error now, naming the file
             spec.hires_config()
+            spec.propagate_config()
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from exc
         return spec

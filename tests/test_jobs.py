@@ -16,6 +16,7 @@ from ivi_vfx.config import PRESETS, preset_config
 from ivi_vfx.errors import ConfigError, OutputExistsError
 from ivi_vfx.io.exr import read_exr
 from ivi_vfx.jobs import JobSpec
+from ivi_vfx.propagate import load_propagation
 
 FAST = ["--steps", "3", "--preset", "quick", "--work-size", "32", "--device", "cpu"]
 
@@ -47,11 +48,12 @@ def test_jobspec_round_trips_through_json_and_builds_the_presets_config(tmp_path
                    checkpoint="ck", name="sh010")
     path = spec.save(tmp_path / "job.json")
     assert JobSpec.load(path) == spec and JobSpec.from_dict(json.loads(path.read_text())) == spec
-    assert json.loads(path.read_text())["schema_version"] == 2
-    # A version 1 file (no progressive keys, as the Nuke side writes) reads with their defaults.
-    old = {k: v for k, v in json.loads(path.read_text()).items()
-           if k not in ("scales", "patch_size", "scale_steps", "tile_size")}
-    assert JobSpec.from_dict({**old, "schema_version": 1}) == spec
+    assert json.loads(path.read_text())["schema_version"] == 3
+    # Files of versions 1 (no progressive keys) and 2 (no propagation keys) read with their defaults.
+    v2 = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("track", "max_speed", "rounds")}
+    assert JobSpec.from_dict({**v2, "schema_version": 2}) == spec
+    v1 = {k: v for k, v in v2.items() if k not in ("scales", "patch_size", "scale_steps", "tile_size")}
+    assert JobSpec.from_dict({**v1, "schema_version": 1}) == spec
     assert spec.hires_config().scales == "auto" and spec.scales_path == Path("ck/scales.ckpt")
     assert spec.frame_list() == [1001, 1003, 1005, 1007, 1009]
     assert spec.model_path == Path("ck/model.ckpt")
@@ -78,6 +80,9 @@ BAD_JOBS = {
     "mask and keys": (json.dumps({**JOB, "key_mask": "k.####.exr", "key_frames": "1001"}), ["either 'mask'"]),
     "keys without frames": (json.dumps({k: v for k, v in {**JOB, "key_mask": "k.####.exr"}.items() if k != "mask"}),
                             ["key_frames"]),
+    "propagation without keys": (json.dumps({**JOB, "rounds": 2}), ["rounds", "key_mask"]),
+    "bad propagation value": (json.dumps({"plate": "p.####.exr", "out": "c.####.exr", "key_mask": "k.####.exr",
+                                          "key_frames": "1001", "track": 1.5}), ["track"]),
     "not json": ("{plate: p.####.exr", ["JSON"]),
     "not an object": ("[1, 2]", ["object"]),
 }
@@ -161,11 +166,13 @@ def test_a_keyframe_job_predicts_its_mattes_when_training_and_renders_chunks_wit
     keys = ["--plate", tiny_shot.plate, "--key-mask", tiny_shot.mask, "--key-frames", "1001,1005"]
     r = ivi("train", *keys, "--mask", tiny_shot.mask, "--out", str(out / "clean.####.exr"), *FAST)
     assert r.returncode == 2 and "either 'mask'" in r.stderr  # a matte sequence or keys, not both
-    r = ivi("train", *keys, "--out", str(out / "clean.####.exr"), *FAST)
+    r = ivi("train", *keys, "--out", str(out / "clean.####.exr"), "--max-speed", "0.4", "--rounds", "1", *FAST)
     assert r.returncode == 0, r.stderr
     folder = out / ".ivi" / "clean"
     spec = JobSpec.load(folder)
     assert (spec.mask, spec.key_frames) == (None, "1001,1005") and spec.mattes.startswith(str(folder / "mattes"))
+    _, trained = load_propagation(folder / "propagate.ckpt")  # the job's propagation settings were used
+    assert (spec.max_speed, spec.rounds, trained.max_speed, trained.rounds) == (0.4, 1, 0.4, 1)
     mattes = [read_exr(spec.mattes.replace("####", str(f))) for f in tiny_shot.frames]
     assert all(m.spec.channelnames == ("A",) for m in mattes)
     r = ivi("render", "--checkpoint-dir", str(folder), "--frames", "1002-1003", "--device", "cpu")

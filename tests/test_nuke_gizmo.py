@@ -25,6 +25,7 @@ sys.path[:0] = [str(TESTS / "fake_nuke"), str(ROOT / "nuke_plugin")]
 import nuke  # noqa: E402  (the fake)
 
 from ivi_nuke import commands, gizmo, knobs, paths, registry, startup  # noqa: E402
+import ivi_nuke  # noqa: E402
 
 ODD = "it's a \"shot\" with spaces"
 
@@ -225,7 +226,7 @@ def test_init_and_menu_set_up_paths_menus_and_the_panel(reg) -> None:
     assert ("addOnCreate", gizmo.on_create, knobs.GIZMO_CLASS) in nuke.log
     assert ("registerWidgetAsPanel", "ivi_nuke.panel.JobsPanel", "IVI Jobs", gizmo.PANEL_ID, False) in nuke.log
     created = nuke.createNode(knobs.GIZMO_CLASS)  # found through the path init.py added
-    assert created[knobs.GIZMO_VERSION].value() == "2"
+    assert created[knobs.GIZMO_VERSION].value() == ivi_nuke.GIZMO_VERSION
     gizmo.open_panel()
     assert ("addToPane", gizmo.PANEL_ID, "pane:Properties.1") in nuke.log
 

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import make_tiny_shot
 from ivi_vfx.io.exr import read_exr
-from ivi_vfx.jobs import JobSpec
+from ivi_vfx.jobs import SCHEMA_VERSION, JobSpec
 
 PLUGIN = Path(__file__).resolve().parents[1] / "nuke_plugin"
 sys.path.insert(0, str(PLUGIN))
@@ -29,9 +29,9 @@ def knob_values(**changes: object) -> dict[str, object]:
     """The gizmo's defaults as gizmo.knob_values reads them, with some changed."""
     values: dict[str, object] = {
         knobs.FIRST_FRAME: 1001, knobs.LAST_FRAME: 1005, knobs.MATTE_MODE: "matte sequence",
-        knobs.KEY_FRAMES: "", knobs.MATTE_CHANNEL: "alpha", knobs.PRESET: "auto", knobs.STEPS: 0,
+        knobs.KEY_FRAMES: "", knobs.MAX_SPEED: 0.0, knobs.ROUNDS: 0, knobs.MATTE_CHANNEL: "alpha", knobs.PRESET: "auto", knobs.STEPS: 0,
         knobs.WORK_SIZE: 0, knobs.OUTPUT: "/shots/sh010/clean.####.exr", knobs.RUN_ON: "this machine",
-        knobs.RESUME: True, knobs.EXECUTABLE: "", knobs.GIZMO_VERSION: "2"}
+        knobs.RESUME: True, knobs.EXECUTABLE: "", knobs.GIZMO_VERSION: "3"}
     assert set(values) == set(knobs.READ_KNOBS)
     values.update(changes)
     return values
@@ -68,6 +68,8 @@ def test_request_job_file_is_a_jobspec_the_engine_loads(tmp_path: Path) -> None:
     ({knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: "1001 2000"}, knobs.KEY_FRAMES, "outside"),
     ({knobs.STEPS: -3}, knobs.STEPS, "0 for the preset's"),
     ({knobs.WORK_SIZE: 8}, knobs.WORK_SIZE, "at least 16"),
+    ({knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: "1001", knobs.MAX_SPEED: 1.5}, knobs.MAX_SPEED, "e.g. 0.03"),
+    ({knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: "1001", knobs.ROUNDS: -1}, knobs.ROUNDS, "0 for the preset's"),
     ({knobs.PRESET: "ultra"}, knobs.PRESET, "create the node again"),
     ({knobs.GIZMO_VERSION: "0"}, "IVI_Inpaint1", "create the node again"),
 ])
@@ -75,6 +77,26 @@ def test_bad_knob_values_name_the_knob_and_the_fix(changes: dict, knob: str, fix
     with pytest.raises(request.RequestError) as err:
         request.from_knob_values(knob_values(**changes))
     assert knob in str(err.value) and fix in str(err.value)
+
+
+def test_a_keyframe_request_carries_object_speed_and_rounds_into_the_job(tmp_path: Path) -> None:
+    keyed = {knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: "1001", knobs.MAX_SPEED: 0.03, knobs.ROUNDS: 8,
+             knobs.OUTPUT: str(tmp_path / "clean.####.exr")}
+    req = request.from_knob_values(knob_values(**keyed))
+    where = paths.job_paths(req)
+    where.job_file.parent.mkdir(parents=True)
+    where.job_file.write_text(json.dumps(req.job_dict(where.plate, where.matte)))
+    spec = JobSpec.load(where.job_file)
+    assert (spec.key_frames, spec.max_speed, spec.rounds) == ("1001", 0.03, 8)
+    assert request.JOB_SCHEMA_VERSION == SCHEMA_VERSION  # the plugin writes the schema the engine reads
+    cfg = spec.propagate_config()
+    assert (cfg.max_speed, cfg.rounds) == (0.03, 8)
+    # 0 leaves them to the preset (no limit, no rounds); a matte sequence has no propagation to set.
+    unset = request.from_knob_values(knob_values(**{**keyed, knobs.MAX_SPEED: 0.0, knobs.ROUNDS: 0}))
+    assert "max_speed" not in unset.job_dict("p", "m") and "rounds" not in unset.job_dict("p", "m")
+    sequence = request.from_knob_values(knob_values(**{knobs.MAX_SPEED: 0.03, knobs.ROUNDS: 8}))
+    assert (sequence.max_speed, sequence.rounds) == (None, None)
+    assert JobSpec.from_dict(sequence.job_dict("p.####.exr", "m.####.exr")).rounds is None
 
 
 def test_key_frames_are_sorted_unique_numbers() -> None:

@@ -16,7 +16,8 @@ from exr_helpers import write_test_exr
 from ivi_vfx.config import PRESET_NAMES, PropagateConfig, propagate_config
 from ivi_vfx.io.sequence import find_sequence
 from ivi_vfx.nets.unet import build_unet
-from ivi_vfx.propagate import PasteSampler, fit_propagation, load_keys, predict_matte, weighted_bce
+from ivi_vfx.propagate import (PasteSampler, fit_propagation, load_keys, load_propagation, predict_matte,
+                              weighted_bce)
 from ivi_vfx.shot import load_frames
 
 TINY = PropagateConfig(preset="test", width=8, steps=250, batch_size=4, lr=1e-3, work_size=64, log_every=40,
@@ -162,8 +163,11 @@ def test_inpaint_from_key_frames_fills_the_predicted_mattes(tmp_path: Path) -> N
     out = tmp_path / "clean"
     r = _ivi("inpaint", "--plate", shot.plate, "--key-mask", shot.roto, "--key-frames", "1001",
              "--out", str(out / "clean.####.exr"), "--preset", "quick", "--steps", "3", "--work-size", "32",
-             "--device", "cpu")
+             "--device", "cpu", "--max-speed", "0.3", "--rounds", "1", "--track", "0.1")
     assert r.returncode == 0, r.stderr
+    # The propagation options reach the first stage (its checkpoint keeps the configuration it trained with).
+    _, trained = load_propagation(out / ".ivi" / "clean.propagate.ckpt")
+    assert (trained.max_speed, trained.rounds, trained.track) == (0.3, 1, 0.1)
     assert "stage 1 of 2" in r.stderr and "stage 2 of 2" in r.stderr
     percents = [int(line.split()[1].rstrip("%")) for line in r.stdout.splitlines() if line.startswith("Progress:")]
     assert percents == sorted(percents) and percents[-1] == 100
@@ -176,3 +180,5 @@ def test_inpaint_from_key_frames_fills_the_predicted_mattes(tmp_path: Path) -> N
             assert np.array_equal(alpha > 0, shot.truth[0])
     usage = _ivi("inpaint", "--plate", shot.plate, "--key-mask", shot.roto, "--out", str(out / "x.####.exr"))
     assert usage.returncode == 2 and "--key-mask with --key-frames" in usage.stderr
+    usage = _ivi("inpaint", "--plate", shot.plate, "--mask", shot.roto, "--rounds", "2", "--out", str(out / "x.####.exr"))
+    assert usage.returncode == 2 and "give them with --key-mask" in usage.stderr

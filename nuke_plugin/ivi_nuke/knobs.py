@@ -14,6 +14,8 @@ FIRST_FRAME = "first_frame"
 LAST_FRAME = "last_frame"
 MATTE_MODE = "matte_mode"
 KEY_FRAMES = "key_frames"
+MAX_SPEED = "max_speed"
+ROUNDS = "rounds"
 MATTE_CHANNEL = "matte_channel"
 PRESET = "preset"
 STEPS = "steps"
@@ -28,7 +30,7 @@ GIZMO_VERSION = "gizmo_version"
 STATUS = "status"
 SHOW_RESULT = "show_result"
 
-READ_KNOBS = (FIRST_FRAME, LAST_FRAME, MATTE_MODE, KEY_FRAMES, MATTE_CHANNEL, PRESET, STEPS, WORK_SIZE,
+READ_KNOBS = (FIRST_FRAME, LAST_FRAME, MATTE_MODE, KEY_FRAMES, MAX_SPEED, ROUNDS, MATTE_CHANNEL, PRESET, STEPS, WORK_SIZE,
               OUTPUT, RUN_ON, RESUME, EXECUTABLE, GIZMO_VERSION)
 """What `gizmo.knob_values` reads: the inputs of request.from_knob_values."""
 SET_KNOBS = (STATUS, SHOW_RESULT)

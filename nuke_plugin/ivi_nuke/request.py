@@ -15,8 +15,8 @@ from typing import Any, Mapping
 
 from . import knobs
 
-JOB_SCHEMA_VERSION = 2
-"""ivi_vfx.jobs.SCHEMA_VERSION at the time of writing: the JobSpec keys below are version 2's."""
+JOB_SCHEMA_VERSION = 3
+"""ivi_vfx.jobs.SCHEMA_VERSION at the time of writing: the JobSpec keys below are version 3's."""
 
 FRAME_TOKEN = re.compile(r"#+|%0?\d*d|@+")
 
@@ -36,6 +36,10 @@ class InpaintRequest:
     """Output pattern (``####``), as typed in the output knob."""
     keyframes: tuple[int, ...] = ()
     """Key frames of a keyframe matte; empty for a matte sequence."""
+    max_speed: float | None = None
+    """A keyframe matte's object speed (share of the frame per frame); None: no limit."""
+    rounds: int | None = None
+    """A keyframe matte's self-training rounds; None: none."""
     matte_channel: str = "A"
     """EXR channel of the baked matte: A, R, G or B."""
     preset: str | None = None
@@ -68,6 +72,7 @@ class InpaintRequest:
         matte: dict[str, Any] = {"mask": mask}
         if self.uses_keyframes:
             matte = {"key_mask": mask, "key_frames": ",".join(map(str, self.keyframes))}
+            matte.update({key: getattr(self, key) for key in ("max_speed", "rounds") if getattr(self, key) is not None})
         data: dict[str, Any] = {"schema_version": JOB_SCHEMA_VERSION, "plate": plate, **matte,
                                 "out": self.out, "frames": self.frames, "mask_channel": self.matte_channel,
                                 "name": self.name}
@@ -113,6 +118,16 @@ def _optional_int(values: Mapping[str, Any], knob: str, minimum: int) -> int | N
     return value
 
 
+def _optional_share(values: Mapping[str, Any], knob: str) -> float | None:
+    """0 means "no limit"; anything else must be a share of the frame, above 0 and below 1."""
+    value = float(values[knob])
+    if value == 0:
+        return None
+    if not 0 < value < 1:
+        raise RequestError(f"{knob}: {value:g} is not a share of the frame; use 0 for no limit, or e.g. 0.03")
+    return value
+
+
 def from_knob_values(values: Mapping[str, Any], node_name: str = "IVI_Inpaint1") -> InpaintRequest:
     """Validate the gizmo's knob values (keyed by knobs.READ_KNOBS) and make the request."""
     from . import GIZMO_VERSION  # noqa: PLC0415  (the package's constant, not the knob name)
@@ -137,6 +152,8 @@ def from_knob_values(values: Mapping[str, Any], node_name: str = "IVI_Inpaint1")
     return InpaintRequest(
         node_name=node_name, first=first, last=last, out=out,
         keyframes=parse_key_frames(str(values[knobs.KEY_FRAMES]), first, last) if keyed else (),
+        max_speed=_optional_share(values, knobs.MAX_SPEED) if keyed else None,
+        rounds=_optional_int(values, knobs.ROUNDS, 1) if keyed else None,
         matte_channel=knobs.CHANNEL_TO_EXR[channel],
         preset=None if preset == "auto" else preset,
         steps=_optional_int(values, knobs.STEPS, 1),
