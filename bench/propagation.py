@@ -12,7 +12,7 @@ removal) and IoU. The key frame, which keeps the user's roto, is left out of the
 usage: python bench/propagation.py [--shots pan_astronaut,bmx-trees] [--preset final] [--steps N] [--budget MIN]
                                    [--work-size PIXELS] [--dilate PIXELS] [--track SHARE] [--max-speed SHARE]
                                    [--rounds N] [--object-weight W] [--threshold T] [--seeds 0,1,2]
-                                   [--key-erode PIXELS] [--work /tmp/ivi_propagation]
+                                   [--key-erode PIXELS] [--keys 0,79] [--work /tmp/ivi_propagation]
 With several --seeds, each shot runs once per seed and a summary row gives the mean and the range
 over the seeds: three seeds of the same options on bmx-trees ranged over 0.37 in recall, so a change
 is judged against that spread.
@@ -21,6 +21,8 @@ so bmx-trees' key also holds a band of wall and grass around the rider. --key-er
 gives propagate the key shrunk by a 13x13 box (about the tight roto a compositor draws) and grows
 the predicted mattes back, the paper's workflow (propagate the annotation, then dilate); the
 scores are always against the grown true mattes.
+--keys gives the true mattes of these frames (offsets from the first, default 0) as the keys; the
+key frames are left out of the scores.
 The reference's behaviour (key frames only, each frame on its own): --rounds 0 --max-speed 0 --track 0.
 Needs opencv-contrib-python-headless (to read DAVIS) besides the project (make quality installs it).
 """
@@ -68,22 +70,30 @@ def _key(matte: np.ndarray, erode: int) -> np.ndarray:
     return cv2.erode(matte.astype(np.uint8), np.ones((2 * erode + 1,) * 2, np.uint8)).astype(np.float32)
 
 
-def pan_astronaut(work: Path, erode: int = 0) -> tuple[str, str, list[np.ndarray]]:
-    """(plate pattern, key pattern, true mattes) of the public shot, with the key written for 1001 only."""
+def pan_astronaut(work: Path, erode: int = 0, keys: tuple[int, ...] = (0,)) -> tuple[str, str, list[np.ndarray]]:
+    """(plate pattern, key pattern, true mattes) of the public shot, with key mattes written for frames 1001 + `keys`."""
     clips = work / "clips"
     if not (clips / "pan_astronaut" / "mask.1001.exr").exists():
         subprocess.run([sys.executable, str(SHARED / "bench" / "clips.py"), str(clips), "pan_astronaut"], check=True,
                        capture_output=True)
     shot = clips / "pan_astronaut"
     truth = [_read_alpha(p) for p in sorted(shot.glob("mask.*.exr"))]
-    keys = work / "pan_astronaut_keys"
-    keys.mkdir(parents=True, exist_ok=True)
-    _write(keys / "key.1001.exr", _key(truth[0], erode), ("A",))
-    return str(shot / "plate.####.exr"), str(keys / "key.####.exr"), truth
+    folder = work / "pan_astronaut_keys"
+    _write_keys(folder, truth, erode, keys)
+    return str(shot / "plate.####.exr"), str(folder / "key.####.exr"), truth
 
 
-def bmx_trees(work: Path, erode: int = 0) -> tuple[str, str, list[np.ndarray]]:
-    """The DAVIS bmx-trees frames as linear half EXRs (frames 1001+), its first matte as the key."""
+def _write_keys(folder: Path, truth: list[np.ndarray], erode: int, keys: tuple[int, ...]) -> None:
+    """key.####.exr in `folder` for the frames 1001 + `keys` only (any earlier run's other keys removed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("key.*.exr"):
+        old.unlink()
+    for t in keys:
+        _write(folder / f"key.{1001 + t}.exr", _key(truth[t], erode), ("A",))
+
+
+def bmx_trees(work: Path, erode: int = 0, keys: tuple[int, ...] = (0,)) -> tuple[str, str, list[np.ndarray]]:
+    """The DAVIS bmx-trees frames as linear half EXRs (frames 1001+), its mattes of frames 1001 + `keys` as the keys."""
     import cv2
 
     source = SHARED / "data" / "davis" / "bmx-trees"
@@ -99,7 +109,7 @@ def bmx_trees(work: Path, erode: int = 0) -> tuple[str, str, list[np.ndarray]]:
             srgb = cv2.cvtColor(cv2.imread(frame), cv2.COLOR_BGR2RGB).astype(np.float32) / 255
             linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
             _write(plate, np.dstack([linear, np.ones(linear.shape[:2], np.float32)]), ("R", "G", "B", "A"))
-    _write(folder / "key.1001.exr", _key(truth[0], erode), ("A",))
+    _write_keys(folder, truth, erode, keys)
     return str(folder / "plate.####.exr"), str(folder / "key.####.exr"), truth
 
 
@@ -121,9 +131,12 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=None)
     ap.add_argument("--key-erode", type=int, default=None, help="shrink the key matte by this many pixels")
     ap.add_argument("--seeds", default="0", help="comma-separated seeds, one run each")
+    ap.add_argument("--keys", default="0", help="comma-separated frame offsets whose true matte is a key")
     ap.add_argument("--work", type=Path, default=Path("/tmp/ivi_propagation"))
     a = ap.parse_args()
     seeds = [int(seed) for seed in a.seeds.split(",")]
+    keys = tuple(sorted({int(t) for t in a.keys.split(",")}))
+    key_frames = ",".join(str(1001 + t) for t in keys)
     exe = Path(sys.executable).with_name("ivi-render")
     options = []  # the propagate options this run sets, the same for every shot and seed
     for option, value in (("--steps", a.steps), ("--work-size", a.work_size), ("--dilate", a.dilate),
@@ -133,11 +146,11 @@ def main() -> None:
             options += [option, str(value)]
     rows = []
     for name in a.shots.split(","):
-        plate, key, truth = SHOTS[name](a.work, a.key_erode or 0)
+        plate, key, truth = SHOTS[name](a.work, a.key_erode or 0, keys)
         out = a.work / f"{name}_mattes" / "matte.####.exr"
         runs = []
         for seed in seeds:
-            cmd = [str(exe), "propagate", "--plate", plate, "--key-mask", key, "--key-frames", "1001", "--out", str(out),
+            cmd = [str(exe), "propagate", "--plate", plate, "--key-mask", key, "--key-frames", key_frames, "--out", str(out),
                    "--preset", a.preset, "--overwrite", "--no-resume", "--device", "cpu", "--seed", str(seed), *options]
             print("$", " ".join(shlex.quote(c) for c in cmd), file=sys.stderr, flush=True)
             tic = time.perf_counter()
@@ -148,7 +161,9 @@ def main() -> None:
             steps = int([line for line in run.stderr.splitlines()
                          if "propagation step" in line][-1].split("step ")[1].split("/")[0])
             recall, iou = [], []
-            for t, true in enumerate(truth[1:], start=1):
+            for t, true in enumerate(truth):
+                if t in keys:
+                    continue
                 got = _read_alpha(out.parent / f"matte.{1001 + t}.exr")
                 recall.append((got & true).sum() / max(true.sum(), 1))
                 iou.append((got & true).sum() / max((got | true).sum(), 1))
@@ -157,8 +172,8 @@ def main() -> None:
                   f"(worst {runs[-1][3]:.3f}), IoU {runs[-1][4]:.3f}", file=sys.stderr, flush=True)
         rows.append((name, len(truth), truth[0].shape, seeds, runs))
     changed = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items()
-                       if v is not None and k not in ("shots", "preset", "work", "seeds"))
-    print(f"\npreset {a.preset} {changed}; one key frame (1001); scored on every other frame at full resolution\n")
+                       if v is not None and k not in ("shots", "preset", "work", "seeds", "keys"))
+    print(f"\npreset {a.preset} {changed}; key frames {key_frames}; scored on every other frame at full resolution\n")
     print("| shot | frames | size | seed | steps | wall s | recall (mean) | recall (worst frame) | IoU (mean) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, count, (h, w), seeds_run, runs in rows:

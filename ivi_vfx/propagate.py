@@ -35,7 +35,7 @@ from ivi_vfx.errors import CheckpointError, ConfigError, ShapeError, StopRequest
 from ivi_vfx.io.exr import output_spec, read_exr, write_exr
 from ivi_vfx.io.sequence import FrameSequence, find_sequence, output_sequence
 from ivi_vfx.jobs import output_stem
-from ivi_vfx.nets.unet import UNet, build_unet
+from ivi_vfx.nets.unet import HEAD, UNet, build_unet
 from ivi_vfx.render import check_outputs
 from ivi_vfx.shot import Frames, load_frames, matte_channel_of, read_matte
 from ivi_vfx.train import resolve_device
@@ -324,20 +324,20 @@ def reach(keys: Keys, cfg: PropagateConfig) -> torch.Tensor:
     """Where the object can be on each frame, from the key mattes and cfg.max_speed alone.
 
     Returns:
-        (T, 1, ph, pw) float32 {0, 1}: within margin + max_speed * (frames to a key) of that key's
-        matte, for any key (the union: a key that the object left long ago says little); the key
-        matte itself on a key frame; everywhere when cfg.max_speed is 0.
+        (T, 1, ph, pw) float32 {0, 1}: within margin + max_speed * (frames to the key) of every
+        key's matte (each key bounds the object on its own, so the bound is the intersection: a key
+        far in time bounds loosely, never wrongly); the key matte itself on a key frame; everywhere
+        when cfg.max_speed is 0.
     """
     count, geometry = len(keys.frames.images), keys.frames.geometry
     out = torch.ones(count, 1, *geometry.padded)
     if cfg.max_speed > 0:
-        out.zero_()
         margin, speed = _pixels(cfg.margin, geometry.work), cfg.max_speed * max(geometry.work)
         times = torch.arange(count, dtype=torch.float32)
         for k, at in enumerate(keys.indices):
             distance = chessboard_distance(keys.mattes[k, 0] > 0)
             radius = margin + speed * (times - at).abs()
-            out = torch.maximum(out, (distance[None] <= radius[:, None, None]).float()[:, None])
+            out = torch.minimum(out, (distance[None] <= radius[:, None, None]).float()[:, None])
     for k, at in enumerate(keys.indices):
         out[at] = keys.mattes[k]
     return out
@@ -454,7 +454,7 @@ def _payload(cfg: PropagateConfig, keys: Keys, model: UNet, optimizer: torch.opt
     return {
         "kind": "propagate",
         "config": cfg.to_dict(),
-        "arch": {"name": "unet", "width": cfg.width},
+        "arch": {"name": "unet", "width": cfg.width, "head": HEAD},
         "shaper": keys.frames.shaper.to_dict(),
         "keys": {"plate": keys.frames.plate.pattern, "key_frames": list(keys.key_frames),
                  "fingerprint": keys.fingerprint()},
@@ -483,6 +483,7 @@ def _resume(path: Path, cfg: PropagateConfig, keys: Keys, model: UNet, optimizer
     schedule = {"steps", "budget", "log_every", "checkpoint_every", "threshold", "dilate", "track"}
     same = {k: v for k, v in data.get("config", {}).items() if k not in schedule} == {
         k: v for k, v in cfg.to_dict().items() if k not in schedule}
+    same = same and data.get("arch", {}).get("head") == HEAD
     if data.get("kind") != "propagate" or data["keys"].get("fingerprint") != keys.fingerprint() or not same:
         logger.warning("%s was trained on other keys or settings; starting afresh", path)
         return 0, 0
@@ -623,6 +624,9 @@ def load_propagation(path: Path, device: str | torch.device = "cpu") -> tuple[UN
     data = ckpt.load(path, map_location=device)
     if data.get("kind") != "propagate":
         raise CheckpointError(f"{path}: not a propagation checkpoint; give the one `ivi-render propagate` wrote")
+    if data["arch"].get("head") != HEAD:
+        raise CheckpointError(f"{path}: written by an earlier IVI-VFX, whose U-Net head this one no longer has; "
+                              f"run the propagation again with --no-resume")
     model = build_unet(int(data["arch"]["width"])).to(device)
     model.load_state_dict(data["model"])
     return model.eval(), PropagateConfig.from_dict(data["config"])

@@ -14,6 +14,7 @@ import torch
 
 from exr_helpers import write_test_exr
 from ivi_vfx.config import PRESET_NAMES, PropagateConfig, propagate_config
+from ivi_vfx.errors import CheckpointError
 from ivi_vfx.io.sequence import find_sequence
 from ivi_vfx.nets.unet import build_unet
 from ivi_vfx.propagate import (PasteSampler, fit_propagation, load_keys, load_propagation, predict_matte,
@@ -103,7 +104,9 @@ def test_object_weight_makes_a_miss_cost_more_than_a_false_alarm() -> None:
 
 
 def test_unet_is_the_reference_size_and_takes_any_frame_size() -> None:
-    assert sum(p.numel() for p in build_unet(64).parameters()) == 31_032_837
+    # The reference's 31,032,837 parameters, less 580 of its head: one 3x3 conv (577) instead of conv(2,
+    # 3x3) + ReLU + conv(1, 1x1) (1,157), whose two ReLU channels can leave the logit one way to move.
+    assert sum(p.numel() for p in build_unet(64).parameters()) == 31_032_837 - 580
     assert build_unet(4)(torch.zeros(1, 3, 37, 50)).shape == (1, 1, 37, 50)
 
 
@@ -128,6 +131,15 @@ def test_propagate_command_writes_a_matte_per_frame_and_resumes(tmp_path: Path) 
             assert np.array_equal(channels["A"].pixels > 0, shot.truth[0])
     again = _ivi(*args, "--overwrite", "--steps", "6")
     assert again.returncode == 0 and "resuming propagation" in again.stderr and "step 6/6" in again.stderr
+    # A checkpoint of the reference's head (an earlier IVI-VFX) is not loaded: named, and retrained afresh.
+    path = tmp_path / "mattes" / ".ivi" / "matte.propagate.ckpt"
+    data = torch.load(path, weights_only=False)
+    del data["arch"]["head"]
+    torch.save(data, path)
+    with pytest.raises(CheckpointError, match="earlier IVI-VFX.*--no-resume"):
+        load_propagation(path)
+    fresh = _ivi(*args, "--overwrite")
+    assert fresh.returncode == 0 and "starting afresh" in fresh.stderr and "step 4/4" in fresh.stderr
 
 
 @pytest.mark.parametrize("case", ["outside", "empty", "no_keys_on_disk"])

@@ -8,7 +8,7 @@ import torch
 
 from ivi_vfx.config import PropagateConfig
 from ivi_vfx.io.sequence import find_sequence
-from ivi_vfx.propagate import (PasteSampler, chained, fit_propagation, key_distance, load_keys, reconstruct,
+from ivi_vfx.propagate import (PasteSampler, chained, fit_propagation, key_distance, load_keys, reach, reconstruct,
                                round_fraction, self_training_unknown, track, tracked_mattes)
 from ivi_vfx.shot import load_frames
 from test_propagate import TINY, make_object_shot
@@ -62,6 +62,21 @@ def test_chained_bound_follows_the_object_and_cuts_what_grows_faster() -> None:
     assert not region[5, :, 30:].any()  # the false part's far end (up to x=55) is cut
     assert region[3].sum() > _blob(height, width, 4, 2).sum()  # a missed frame keeps the neighbourhood
     assert torch.equal(region[key], _blob(height, width, 4, 2))
+
+
+def test_reach_is_bounded_by_every_key(tmp_path: Path) -> None:
+    shot = make_object_shot(tmp_path, key_frames=(0, 5))  # 6 px right and 2 down a frame
+    frames = load_frames(find_sequence(shot.plate), work_size=56)  # the plate's own size: pixels are pixels
+    cfg = TINY.replace(work_size=56, max_speed=0.125)  # 7 px a frame; margin 3 px
+    both = reach(load_keys(frames, find_sequence(shot.roto, [1001, 1006])), cfg)[:, 0] > 0
+    height, width = shot.truth.shape[1:]
+    for t in range(len(shot.frames)):
+        assert both[t, :height, :width][torch.from_numpy(shot.truth[t])].all(), t  # the object is always within
+    # (8, 0) on frame 1 is 5 px from the first key's matte, but 35 px from the last key's, farther than the
+    # object travels in 4 frames (3 + 4 * 7 = 31): the last key rules it out. The first key alone does not.
+    assert not both[1, 8, 0]
+    first = reach(load_keys(frames, find_sequence(shot.roto, [1001])), cfg)[:, 0] > 0
+    assert first[1, 8, 0] and (first >= both).all()
 
 
 def test_rounds_sweep_outward_from_the_keys(tmp_path: Path) -> None:

@@ -2,8 +2,17 @@
 
 Levels of width w, 2w, 4w, 8w, 16w, each two 3x3 conv + ReLU; 2x2 max-pool down; up by nearest
 x2 then a 2x2 conv + ReLU ("same" padding, as Keras pads: bottom/right), concatenated with the
-skip; head conv(2, 3x3) + ReLU then conv(1, 1x1). He-normal weights, zero biases. The reference's
-dropout after the 8w and 16w levels is inactive in its training loop and is left out.
+skip. He-normal weights, zero biases. The reference's dropout after the 8w and 16w levels is
+inactive in its training loop and is left out.
+
+The head is one 3x3 conv to the logit, not the reference's conv(2, 3x3) + ReLU then conv(1, 1x1).
+With only two ReLU channels before the logit, the logit can only move one way from its bias once
+a channel dies or the two weights share a sign, and in our runs it did: of three bmx-trees
+networks, one could never reach a probability above 0.514 (one channel dead, the other with a
+negative weight: the object was "not background"), one never fell below 0.491, and a run with
+two keys never passed 0.5 at all, so its mattes were empty. This is the grey or black output
+that users of zhixuhao's U-Net report (issue #148 there, fixed by dropping that layer). The
+width channels of the last level feed the logit directly and it moves both ways.
 
 The network returns logits (the loss takes the sigmoid inside, which is stable); `probability`
 applies it. Any frame size works: the input is padded to a multiple of 16 and the output cropped.
@@ -16,6 +25,9 @@ from torch import nn
 
 LEVELS = 5
 MODULO = 2 ** (LEVELS - 1)
+HEAD = "conv3x3"
+"""The head's name in a checkpoint's architecture: one written with the reference's two-channel head
+(before this one) does not load into this network."""
 
 
 def _double(cin: int, cout: int) -> nn.Sequential:
@@ -47,7 +59,7 @@ class UNet(nn.Module):
         self.down = nn.ModuleList([_double(cin, cout) for cin, cout in zip([3, *widths[:-1]], widths)])
         self.up = nn.ModuleList([_Up(widths[k + 1], widths[k]) for k in reversed(range(LEVELS - 1))])
         self.merge = nn.ModuleList([_double(2 * widths[k], widths[k]) for k in reversed(range(LEVELS - 1))])
-        self.head = nn.Sequential(nn.Conv2d(width, 2, 3, 1, 1), nn.ReLU(), nn.Conv2d(2, 1, 1))
+        self.head = nn.Conv2d(width, 1, 3, 1, 1)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
