@@ -365,7 +365,8 @@ def chained(found: torch.Tensor, anchors: dict[int, torch.Tensor], step: int) ->
         region = anchors[start]
         for t in walk:
             near = masks.dilate(region.float(), step) > 0
-            region = found[t] & near if (found[t] & near).any() else near
+            hit = found[t] & near
+            region = hit if hit.any() else near
             out[t] |= region
     return out
 

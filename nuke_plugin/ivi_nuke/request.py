@@ -72,12 +72,13 @@ class InpaintRequest:
         matte: dict[str, Any] = {"mask": mask}
         if self.uses_keyframes:
             matte = {"key_mask": mask, "key_frames": ",".join(map(str, self.keyframes))}
-            matte.update({key: getattr(self, key) for key in ("max_speed", "rounds") if getattr(self, key) is not None})
         data: dict[str, Any] = {"schema_version": JOB_SCHEMA_VERSION, "plate": plate, **matte,
                                 "out": self.out, "frames": self.frames, "mask_channel": self.matte_channel,
                                 "name": self.name}
-        # Unset values stay out of the file, so the preset decides them where the job runs.
-        for key in ("preset", "steps", "work_size"):
+        # Unset values stay out of the file, so the preset decides them where the job runs; the
+        # propagation's only go into a keyframe job (a matte-sequence job refuses them).
+        optional = ("preset", "steps", "work_size", *(("max_speed", "rounds") if self.uses_keyframes else ()))
+        for key in optional:
             if getattr(self, key) is not None:
                 data[key] = getattr(self, key)
         return data
