@@ -7,9 +7,7 @@ checkpoint (run the same command again to resume).
 from __future__ import annotations
 
 import logging
-import signal
 import sys
-from types import FrameType
 from typing import Any
 
 import click
@@ -18,22 +16,6 @@ from ivi_vfx import __version__
 from ivi_vfx.errors import IviError, StopRequested
 
 EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 130, 143
-
-
-class StopFlag:
-    """Set by SIGTERM; the engine polls it between steps and frames, checkpoints and stops."""
-
-    def __init__(self) -> None:
-        self.raised = False
-
-    def __call__(self) -> bool:
-        return self.raised
-
-    def install(self) -> None:
-        def handler(signum: int, frame: FrameType | None) -> None:
-            logging.getLogger("ivi_render").warning("SIGTERM: stopping after the current step")
-            self.raised = True
-        signal.signal(signal.SIGTERM, handler)
 
 
 class IviGroup(click.Group):

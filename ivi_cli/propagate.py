@@ -9,9 +9,9 @@ from ivi_vfx.config import PRESET_NAMES, propagate_config
 from ivi_vfx.propagate import propagate as run_propagate
 from ivi_vfx.train import resolve_device
 
-from .main import StopFlag
 from . import options
 from .options import frames_callback
+from .stop import StopFlag
 from .progress import Progress
 
 
@@ -58,8 +58,7 @@ def propagate(plate: str, key_mask: str | None, key_frames: list[int] | None, fr
     cfg = propagate_config(preset, str(resolve_device(device))).replace(
         steps=steps, budget=budget, work_size=work_size, threshold=threshold, object_weight=object_weight,
         dilate=dilate, track=track, max_speed=max_speed, rounds=rounds, seed=seed)
-    stop = StopFlag()
-    stop.install()
+    stop = StopFlag().install()
     with Progress() as progress:
         written = run_propagate(plate, key_mask, key_frames, out, cfg, frames=frames, mask_channel=mask_channel,
                                 device=device, checkpoint=checkpoint, resume=resume, overwrite=overwrite,

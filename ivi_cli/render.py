@@ -9,7 +9,7 @@ from ivi_vfx.jobs import JobSpec
 from ivi_vfx.pipeline import render_job
 
 from . import options
-from .main import StopFlag
+from .stop import StopFlag
 from .progress import Progress
 
 
@@ -40,8 +40,7 @@ def render(job_file: Path | None, checkpoint_dir: Path | None, frames: list[int]
     spec = JobSpec.load(job_file or checkpoint_dir)  # type: ignore[arg-type]
     if checkpoint_dir is not None:
         spec = spec.replace(checkpoint=str(checkpoint_dir))  # the folder may have moved since training
-    stop = StopFlag()
-    stop.install()
+    stop = StopFlag().install()
     with Progress(fmt=progress_format) as progress:
         result = render_job(spec, frames, device=device, overwrite=overwrite, on_progress=progress,
                             should_stop=stop)

@@ -12,7 +12,7 @@ from ivi_vfx.pipeline import inpaint_from_keys
 from ivi_vfx.train import resolve_device
 
 from . import options
-from .main import StopFlag
+from .stop import StopFlag
 from .progress import Progress, quality_note
 
 
@@ -62,8 +62,7 @@ def inpaint(plate: str | None, mask: str | None, frames: list[int] | None, mask_
         hires = HiresConfig(scales=scales, patch=patch_size, tile=tile_size, steps=scale_steps).validate()
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--scales/--patch-size/--scale-steps/--tile-size") from exc
-    stop = StopFlag()
-    stop.install()
+    stop = StopFlag().install()
     with Progress(fmt=progress_format) as progress:
         common = dict(frames=frames, mask_channel=mask_channel, device=device, checkpoint=checkpoint, resume=resume,
                       overwrite=overwrite, on_progress=progress, should_stop=stop, hires=hires)

@@ -9,7 +9,7 @@ import click
 from ivi_vfx.pipeline import train_job
 
 from . import options
-from .main import StopFlag
+from .stop import StopFlag
 from .progress import Progress, quality_note
 
 
@@ -32,8 +32,7 @@ def train(job_file: Path | None, checkpoint_dir: Path | None, device: str, resum
       torchrun --nproc-per-node 2 --no-python ivi-render train --job sh010/job.json
     """
     spec = options.job_spec(job_file, checkpoint_dir, **values)
-    stop = StopFlag()
-    stop.install()
+    stop = StopFlag().install()
     with Progress(fmt=progress_format) as progress:
         result = train_job(spec, device=device, resume=resume, on_progress=progress, should_stop=stop)
     click.echo(f"trained {result.step} steps{quality_note(result)}: {spec.checkpoint_dir}", err=True)

@@ -9,7 +9,7 @@ from ivi_vfx.jobs import JobSpec
 from ivi_vfx.pipeline import run_job
 
 from . import options
-from .main import StopFlag
+from .stop import StopFlag
 from .progress import Progress
 
 
@@ -30,8 +30,7 @@ def run(job_file: Path, overwrite: bool, resume: bool, device: str, progress_for
       ivi-render run sh010/job.json
     """
     spec = JobSpec.load(job_file)
-    stop = StopFlag()
-    stop.install()
+    stop = StopFlag().install()
     with Progress(fmt=progress_format) as progress:
         result = run_job(spec, device=device, resume=resume, overwrite=overwrite, on_progress=progress,
                          should_stop=stop)

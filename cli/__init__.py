@@ -1,1 +1,0 @@
-"""The `ivi-render` command: a thin click layer over the ivi_vfx engine (installed as `ivi_cli`)."""

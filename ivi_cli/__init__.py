@@ -1,0 +1,1 @@
+"""The `ivi-render` command: a thin click layer over the ivi_vfx engine."""
