@@ -204,86 +204,32 @@ class TrainConfig(JsonConfig):
 
 @dataclass(frozen=True)
 class Preset:
-    """A named starting configuration, named for what the user wants, with one variant per kind of device.
-
-    The training and propagation presets share their names, so that one --preset picks both.
-    """
+    """A named starting configuration, named for what the user wants: both stages of a job (the
+    mask propagation of a keyframe job, then the fill), each with one variant per kind of device."""
 
     intent: str
-    """What it is for, in the user's words."""
+    """What it is for, in the user's words, and what it spends on each kind of device."""
     cpu: TrainConfig
-    """The configuration on a CPU."""
+    """The fill's configuration on a CPU."""
     gpu: TrainConfig
-    """The configuration on a GPU."""
+    """The fill's configuration on a GPU."""
+    propagate_cpu: PropagateConfig
+    """The mask propagation's configuration on a CPU (a keyframe job's first stage)."""
+    propagate_gpu: PropagateConfig
+    """The mask propagation's configuration on a GPU."""
 
     def config(self, device: str) -> TrainConfig:
-        """The variant for `device` ('cpu', 'cuda', 'cuda:1', ...), a fresh copy."""
+        """The fill's variant for `device` ('cpu', 'cuda', 'cuda:1', ...), a fresh copy."""
         return dataclasses.replace(self.gpu if on_gpu(device) else self.cpu)
+
+    def propagate_config(self, device: str) -> PropagateConfig:
+        """The mask propagation's variant for `device`, a fresh copy."""
+        return dataclasses.replace(self.propagate_gpu if on_gpu(device) else self.propagate_cpu)
 
 
 def on_gpu(device: str) -> bool:
     """True for a CUDA device ('cuda', 'cuda:1'): the one test that picks every GPU variant and default."""
     return device.startswith("cuda")
-
-
-# The CPU variants are bound by their budgets: on 2 cores more steps beat bigger batches and wider
-# networks at equal time (README, "Quality"), so they train the paper's network at 2/3 width in
-# batches of 2, and their step counts are caps that the budget or the stopping rule reaches first.
-# The final one trains on 96 px crops around the matte: 2.2x the steps of whole 192x108 frames in
-# the same time, which took fixed_rocket from 21.36 to 23.03 dB at 10 minutes (64 px crops, with
-# too little context around the hole, fell to 18.52).
-_CPU = dict(cnum=32, batch_size=2, work_size=256, log_every=50, checkpoint_every=200)
-
-PRESETS: dict[str, Preset] = {
-    "quick": Preset(
-        "A quick look: is the matte right, will the fill hold? The half-width network (1.0M parameters) "
-        "at up to 192 px for 3 minutes of training on a CPU; the paper's network at up to 600 px for "
-        "5 minutes on a GPU.",
-        cpu=TrainConfig(preset="quick", **_CPU | dict(cnum=24, work_size=192, log_every=25, checkpoint_every=100),
-                        steps=10_000, budget=3.0),
-        gpu=TrainConfig(preset="quick", steps=10_000, budget=5.0),
-    ),
-    "final": Preset(
-        "The final render, the default: on a CPU the paper's network at 2/3 width (1.8M parameters) at up "
-        "to 256 px, on 96 px crops around the matte in batches of 2, for 8 minutes of training, so that a "
-        "30-frame 216x120 shot is done in under 10 minutes on 2 cores; on a GPU the paper's network and "
-        "schedule at up to 600 px (50,000 steps, then 20,000 with both regularizers) within an hour, the "
-        "fine-tune stage taking its last 17 minutes, ending sooner when the held-out error stops falling.",
-        cpu=TrainConfig(preset="final", **_CPU, crop=96, steps=20_000, budget=8.0),
-        gpu=TrainConfig(preset="final", steps=70_000, finetune_steps=20_000, budget=60.0),
-    ),
-    "paper": Preset(
-        "The reference method as published, to compare against: the 4.05M-parameter network, whole frames "
-        "in batches of 5, 50,000 reconstruction steps then 20,000 with both regularizers, up to 600 px, "
-        "no time limit (hours on a GPU, days on a CPU).",
-        cpu=TrainConfig(preset="paper", steps=70_000, finetune_steps=20_000),
-        gpu=TrainConfig(preset="paper", steps=70_000, finetune_steps=20_000),
-    ),
-}
-
-PRESET_ALIASES: dict[str, str] = {"preview": "quick", "cpu": "final"}
-"""Earlier preset names, still read (job files, scripts): 'preview' is now 'quick', 'cpu' is 'final'."""
-
-PRESET_NAMES: tuple[str, ...] = (*PRESETS, *PRESET_ALIASES)
-"""Every name --preset and a job file's `preset` accept."""
-
-
-def preset_name(name: str) -> str:
-    """The current name of a preset (an earlier name's successor); ConfigError lists the names on a typo."""
-    name = PRESET_ALIASES.get(name, name)
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
-    return name
-
-
-def preset_config(name: str | None, device: str = "cpu") -> TrainConfig:
-    """The training configuration of a named preset on `device` (a fresh copy); None: the default preset."""
-    return PRESETS[preset_name(name or default_preset(device))].config(device)
-
-
-def default_preset(device: str) -> str:
-    """The preset a run takes when none is named: the final render, on any device."""
-    return "final"
 
 
 @dataclass
@@ -446,20 +392,78 @@ class PropagateConfig(JsonConfig):
         ]
 
 
-PROPAGATE_PRESETS: dict[str, tuple[PropagateConfig, PropagateConfig]] = {
-    "quick": (PropagateConfig(preset="quick", width=12, steps=200, budget=2.0, work_size=192, log_every=25,
-                              checkpoint_every=100),
-              PropagateConfig(preset="quick", width=32, steps=2000, budget=3.0)),
-    "final": (PropagateConfig(preset="final", width=16, steps=600, budget=6.0, work_size=256, log_every=50,
-                              checkpoint_every=200),
-              PropagateConfig(preset="final", budget=30.0)),
-    "paper": (PropagateConfig(preset="paper"), PropagateConfig(preset="paper")),
+# The CPU variants are bound by their budgets: on 2 cores more steps beat bigger batches and wider
+# networks at equal time (docs/results.md), so they train the paper's network at 2/3 width in
+# batches of 2, and their step counts are caps that the budget or the stopping rule reaches first.
+# The final one trains on 96 px crops around the matte: 2.2x the steps of whole 192x108 frames in
+# the same time, which took fixed_rocket from 21.36 to 23.03 dB at 10 minutes (64 px crops, with
+# too little context around the hole, fell to 18.52).
+_CPU = dict(cnum=32, batch_size=2, work_size=256, log_every=50, checkpoint_every=200)
+
+PRESETS: dict[str, Preset] = {
+    "quick": Preset(
+        "A quick look: is the matte right, will the fill hold? The half-width network (1.0M parameters) "
+        "at up to 192 px for 3 minutes of training on a CPU; the paper's network at up to 600 px for "
+        "5 minutes on a GPU. A keyframe job first predicts its mattes for up to 2 minutes on a CPU "
+        "(a 12-wide U-Net at 192 px), 3 on a GPU.",
+        cpu=TrainConfig(preset="quick", **_CPU | dict(cnum=24, work_size=192, log_every=25, checkpoint_every=100),
+                        steps=10_000, budget=3.0),
+        gpu=TrainConfig(preset="quick", steps=10_000, budget=5.0),
+        propagate_cpu=PropagateConfig(preset="quick", width=12, steps=200, budget=2.0, work_size=192, log_every=25,
+                                      checkpoint_every=100),
+        propagate_gpu=PropagateConfig(preset="quick", width=32, steps=2000, budget=3.0),
+    ),
+    "final": Preset(
+        "The final render, the default: on a CPU the paper's network at 2/3 width (1.8M parameters) at up "
+        "to 256 px, on 96 px crops around the matte in batches of 2, for 8 minutes of training, so that a "
+        "30-frame 216x120 shot is done in under 10 minutes on 2 cores; on a GPU the paper's network and "
+        "schedule at up to 600 px (50,000 steps, then 20,000 with both regularizers) within an hour, the "
+        "fine-tune stage taking its last 17 minutes, ending sooner when the held-out error stops falling. "
+        "A keyframe job first predicts its mattes for up to 6 minutes on a CPU (a 16-wide U-Net at 256 px), "
+        "30 on a GPU (the reference's U-Net).",
+        cpu=TrainConfig(preset="final", **_CPU, crop=96, steps=20_000, budget=8.0),
+        gpu=TrainConfig(preset="final", steps=70_000, finetune_steps=20_000, budget=60.0),
+        propagate_cpu=PropagateConfig(preset="final", width=16, steps=600, budget=6.0, work_size=256, log_every=50,
+                                      checkpoint_every=200),
+        propagate_gpu=PropagateConfig(preset="final", budget=30.0),
+    ),
+    "paper": Preset(
+        "The reference method as published, to compare against: the 4.05M-parameter network, whole frames "
+        "in batches of 5, 50,000 reconstruction steps then 20,000 with both regularizers, up to 600 px, "
+        "no time limit (hours on a GPU, days on a CPU); a keyframe job's mattes from the reference's "
+        "U-Net (width 64, 8,000 steps at up to 608 px).",
+        cpu=TrainConfig(preset="paper", steps=70_000, finetune_steps=20_000),
+        gpu=TrainConfig(preset="paper", steps=70_000, finetune_steps=20_000),
+        propagate_cpu=PropagateConfig(preset="paper"),
+        propagate_gpu=PropagateConfig(preset="paper"),
+    ),
 }
-"""Propagation presets (CPU variant, GPU variant), named as the inpainting presets so that one --preset
-picks both."""
+
+PRESET_ALIASES: dict[str, str] = {"preview": "quick", "cpu": "final"}
+"""Earlier preset names, still read (job files, scripts): 'preview' is now 'quick', 'cpu' is 'final'."""
+
+PRESET_NAMES: tuple[str, ...] = (*PRESETS, *PRESET_ALIASES)
+"""Every name --preset and a job file's `preset` accept."""
+
+
+def preset_name(name: str) -> str:
+    """The current name of a preset (an earlier name's successor); ConfigError lists the names on a typo."""
+    name = PRESET_ALIASES.get(name, name)
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return name
+
+
+def preset_config(name: str | None, device: str = "cpu") -> TrainConfig:
+    """The training configuration of a named preset on `device` (a fresh copy); None: the default preset."""
+    return PRESETS[preset_name(name or default_preset(device))].config(device)
 
 
 def propagate_config(name: str | None, device: str = "cpu") -> PropagateConfig:
-    """The propagation configuration of a named preset on `device` (a fresh copy); None: the default preset."""
-    cpu, gpu = PROPAGATE_PRESETS[preset_name(name or default_preset(device))]
-    return dataclasses.replace(gpu if on_gpu(device) else cpu)
+    """The mask propagation configuration of a named preset on `device` (a fresh copy); None: the default preset."""
+    return PRESETS[preset_name(name or default_preset(device))].propagate_config(device)
+
+
+def default_preset(device: str) -> str:
+    """The preset a run takes when none is named: the final render, on any device."""
+    return "final"
