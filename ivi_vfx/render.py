@@ -78,7 +78,7 @@ def composite_region(original: ExrImage, fill: np.ndarray, matte: np.ndarray,
                      box: tuple[int, int, int, int]) -> tuple[np.ndarray, tuple[str, ...]]:
     """Put a fill that covers only `box` of the data window into the original, inside the matte.
 
-    The high-resolution path (progressive.py) fills the matte's neighbourhood only, so its fill is
+    The high-resolution path (progressive/) fills the matte's neighbourhood only, so its fill is
     a box, not a frame; the rule is the same: `np.where` from the original buffer.
 
     Args:
@@ -161,7 +161,7 @@ def render(model: Generator, shot: Shot, out: FrameSequence, *, frames: Iterable
     """Write the clean plate of `frames` (default: all of the shot) to the output sequence.
 
     A frame whose matte is empty is copied through (alpha 0) without running the network.
-    With `compose` (progressive high resolution, progressive.py), that function makes each frame's
+    With `compose` (progressive high resolution, progressive/), that function makes each frame's
     pixels from the plate frame as read instead of the working-resolution fill scaled up.
     With `skip_existing` (and not `overwrite`), a frame whose output appears meanwhile (another
     task of a retried farm job wrote it) is left as it is instead of being an error.

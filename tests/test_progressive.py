@@ -16,7 +16,10 @@ from ivi_vfx.errors import ConfigError
 from ivi_vfx.io.exr import read_exr
 from ivi_vfx.io.sequence import find_sequence
 from ivi_vfx.jobs import JobSpec
+from ivi_vfx.nets.detail import DetailNet
 from ivi_vfx.pipeline import inpaint, render_job, train_job
+from ivi_vfx.progressive.fill import progressive_fill
+from ivi_vfx.progressive.scales import Level, level_size, plan_scales, resample
 from ivi_vfx.shot import load_shot
 
 TINY = TrainConfig(preset="test", cnum=8, steps=2, batch_size=2, work_size=16, log_every=1)
@@ -55,22 +58,22 @@ def _write_shot(folder: Path, count: int, height: int, width: int, box: tuple[in
 
 def test_scales_are_planned_from_the_plate_and_the_working_size() -> None:
     auto = HiresConfig()
-    assert progressive.plan_scales((24, 32), (24, 32), auto) == []  # the existing small-plate path
-    assert progressive.plan_scales((480, 640), (192, 256), auto) == []  # not much larger than working
-    scales = progressive.plan_scales((2160, 3840), (144, 256), auto)
+    assert plan_scales((24, 32), (24, 32), auto) == []  # the existing small-plate path
+    assert plan_scales((480, 640), (192, 256), auto) == []  # not much larger than working
+    scales = plan_scales((2160, 3840), (144, 256), auto)
     assert len(scales) == 2 and scales[-1] == 1.0 and 0.2 < scales[0] < 0.3  # 256 -> ~990 -> 3840
-    assert progressive.plan_scales((2160, 3840), (144, 256), HiresConfig(scales="off")) == []
-    assert progressive.plan_scales((2160, 3840), (144, 256), HiresConfig(scales="0.5,1")) == [0.5, 1.0]
-    assert len(progressive.plan_scales((2160, 3840), (144, 256), HiresConfig(scales="3"))) == 3
+    assert plan_scales((2160, 3840), (144, 256), HiresConfig(scales="off")) == []
+    assert plan_scales((2160, 3840), (144, 256), HiresConfig(scales="0.5,1")) == [0.5, 1.0]
+    assert len(plan_scales((2160, 3840), (144, 256), HiresConfig(scales="3"))) == 3
 
 
 def test_resample_over_the_same_box_is_bilinear_interpolation() -> None:
     src = torch.rand(1, 3, 7, 9)
     box = (10, 80, -20, 70)
-    up = progressive.resample(src, box, box, (28, 36))
+    up = resample(src, box, box, (28, 36))
     np.testing.assert_allclose(up.numpy(), F.interpolate(src, size=(28, 36), mode="bilinear",
                                                          align_corners=False).numpy(), atol=1e-5)
-    part = progressive.resample(src, box, box, (28, 36), region=(3, 11, 20, 30))
+    part = resample(src, box, box, (28, 36), region=(3, 11, 20, 30))
     np.testing.assert_allclose(part.numpy(), up[..., 3:11, 20:30].numpy(), atol=1e-6)
 
 
@@ -90,12 +93,12 @@ def test_the_coarse_prior_reaches_the_finest_scale(tmp_path: Path) -> None:
     plate, mask, _ = _write_shot(tmp_path, count=2, height=96, width=128, box=(30, 70, 40, 90))
     shot = load_shot(find_sequence(plate), find_sequence(mask), work_size=16)
     cfg = FAST.for_device("cpu")
-    scales = progressive.plan_scales((96, 128), shot.geometry.work, cfg)
+    scales = plan_scales((96, 128), shot.geometry.work, cfg)
     # Untrained finer scales return their prior: what reaches full resolution is the coarse fill.
-    levels = [progressive.Level(s, progressive.level_size((96, 128), s), progressive.DetailNet(4).eval())
+    levels = [Level(s, level_size((96, 128), s), DetailNet(4).eval())
               for s in scales]
     original = read_exr(shot.plate.path(1001))
-    matte, fill, box = progressive.progressive_fill(_Flat(0.25), levels, shot, original, 1001, cfg)
+    matte, fill, box = progressive_fill(_Flat(0.25), levels, shot, original, 1001, cfg)
     value = float(shot.shaper.decode(torch.tensor(0.25)))
     y0, y1, x0, x1 = box
     inside = matte[y0:y1, x0:x1]
@@ -107,7 +110,7 @@ def test_the_coarse_prior_reaches_the_finest_scale(tmp_path: Path) -> None:
     # And a trained finer scale changes it: the prior is its input, not its answer.
     trained = progressive.fit_levels(shot, FAST, torch.device("cpu"))
     assert [lv.scale for lv in trained] == scales
-    _, fill2, _ = progressive.progressive_fill(_Flat(0.25), trained, shot, original, 1001, cfg)
+    _, fill2, _ = progressive_fill(_Flat(0.25), trained, shot, original, 1001, cfg)
     assert not np.allclose(fill2[inside], fill[inside])
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ivi_vfx import tiles
-from ivi_vfx.progressive import DetailNet
+from ivi_vfx.nets.detail import DetailNet
 
 
 def _coverage(grid: list[tiles.Tile], height: int, width: int) -> np.ndarray:
