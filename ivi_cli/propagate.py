@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from ivi_vfx.config import PRESET_NAMES, propagate_config
-from ivi_vfx.propagate import propagate as run_propagate
+from ivi_vfx.pipeline import propagate as run_propagate
 from ivi_vfx.train import resolve_device
 
 from . import options

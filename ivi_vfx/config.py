@@ -360,7 +360,7 @@ class PropagateConfig(JsonConfig):
     """The fastest the object moves across the frame, as a share of the working frame's longest
     side per frame: on a frame t frames from a key, what lies farther than margin + max_speed * t
     from the key matte is background from the first step on (the object cannot be there). It
-    also bounds the object's region frame by frame (`propagate.chained`), for the self-training
+    also bounds the object's region frame by frame (`mattes.tracking.chained`), for the self-training
     rounds and for the written mattes: a false part growing out of the object faster than this is
     cut. 0 makes no such assumption (bmx-trees' rider moves at most 0.009 a frame,
     pan_astronaut's object 0.026)."""

@@ -30,11 +30,13 @@ from ivi_vfx.errors import ConfigError, ShapeError, StopRequested
 from ivi_vfx.io.exr import check_writable, read_header
 from ivi_vfx.io.sequence import FrameSequence, compact, find_sequence, output_sequence
 from ivi_vfx.jobs import JOB_FILE, JobSpec, output_stem
+from ivi_vfx.mattes.fitting import fit_propagation
+from ivi_vfx.mattes.keys import load_keys
+from ivi_vfx.mattes.writing import write_mattes
 from ivi_vfx.nets import Generator
 from ivi_vfx.nets.encoder import build_encoder
-from ivi_vfx.propagate import propagate
 from ivi_vfx.render import Compose, check_outputs, complete_frames, render
-from ivi_vfx.shot import Shot, load_shot
+from ivi_vfx.shot import Shot, load_frames, load_shot
 from ivi_vfx.train import FitResult, StepInfo, fit, load_model, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -355,3 +357,67 @@ def run_job(spec: JobSpec, *, device: str = "auto", resume: bool = True, overwri
         return RenderResult()
     return render_job(spec, device=device, overwrite=overwrite, should_stop=should_stop,
                       on_progress=lambda f: report(TRAIN_SHARE + (1 - TRAIN_SHARE) * f))
+
+
+# --- mask propagation: keyframe roto -> mattes for every frame ---
+
+
+def default_propagation_checkpoint(out_pattern: str) -> Path:
+    """Where a propagation run keeps its checkpoint: a hidden folder beside the output mattes."""
+    return Path(out_pattern).parent / ".ivi" / f"{output_stem(out_pattern)}.propagate.ckpt"
+
+
+def propagate(plate: str, key_mask: str, key_frames: list[int], out: str, cfg: PropagateConfig, *,
+              frames: list[int] | None = None, mask_channel: str | None = None, device: str = "auto",
+              checkpoint: Path | None = None, resume: bool = True, overwrite: bool = False,
+              on_progress: Callable[[float], None] | None = None,
+              should_stop: Callable[[], bool] | None = None) -> list[Path]:
+    """Predict the object's matte on every frame from roto'd keyframes, and write them as EXRs.
+
+    Args:
+        plate: the plate pattern; key_mask: the key mattes' pattern (only `key_frames` are read).
+        out: the output mattes' pattern (one channel, 'A').
+        frames: the frames to process (default every plate frame on disk); the keys must be among them.
+        Others as pipeline.inpaint.
+
+    Returns:
+        The written matte paths, in frame order.
+
+    Raises:
+        StopRequested: should_stop said so (a checkpoint was written; running again resumes).
+    """
+    cfg.validate()
+    if not key_frames:
+        raise ConfigError("no key frames given; pass --key-frames with the frames whose matte you drew, e.g. 1001")
+    plate_seq = find_sequence(plate, frames)
+    key_seq = find_sequence(key_mask, sorted(set(key_frames)))
+    out_seq = output_sequence(out, plate_seq.frames)
+    if {str(p) for p in out_seq.paths()} & {str(p) for p in plate_seq.paths() + key_seq.paths()}:
+        raise ConfigError(f"--out {out} would write over the inputs; choose another output pattern")
+    check_outputs(out_seq, overwrite)
+    torch_device = resolve_device(device)
+    keys = load_keys(load_frames(plate_seq, work_size=cfg.work_size), key_seq, mask_channel)
+    checkpoint = checkpoint or default_propagation_checkpoint(out)
+    report = on_progress or (lambda fraction: None)
+    train_share = 0.9
+
+    def on_step(step: int, fraction: float) -> bool:
+        report(train_share * fraction)
+        return bool(should_stop and should_stop())
+
+    logger.info("propagating %s preset: %d steps%s, width %d, device %s", cfg.preset, cfg.steps,
+                f" or {cfg.budget:g} min" if cfg.budget else "", cfg.width, torch_device)
+    result = fit_propagation(keys, cfg, device=torch_device, checkpoint=checkpoint, resume=resume, on_step=on_step)
+    if result.stopped:
+        raise StopRequested(f"stopped at propagation step {result.step} of {cfg.steps}; checkpoint {checkpoint}; "
+                            f"run the same command again to resume")
+    done = [0]
+
+    def on_frame(frame: int, path: Path) -> None:
+        done[0] += 1
+        report(train_share + (1 - train_share) * done[0] / len(out_seq))
+
+    written = write_mattes(result.model, keys, out_seq, cfg, device=torch_device, overwrite=overwrite,
+                           on_frame=on_frame)
+    logger.info("wrote %d mattes to %s", len(written), out)
+    return written

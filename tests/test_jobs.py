@@ -16,7 +16,7 @@ from ivi_vfx.config import PRESETS, preset_config
 from ivi_vfx.errors import ConfigError, OutputExistsError
 from ivi_vfx.io.exr import read_exr
 from ivi_vfx.jobs import JobSpec
-from ivi_vfx.propagate import load_propagation
+from ivi_vfx.mattes.fitting import load_propagation
 
 FAST = ["--steps", "3", "--preset", "quick", "--work-size", "32", "--device", "cpu"]
 

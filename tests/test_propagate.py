@@ -17,8 +17,10 @@ from ivi_vfx.config import PRESET_NAMES, PropagateConfig, propagate_config
 from ivi_vfx.errors import CheckpointError
 from ivi_vfx.io.sequence import find_sequence
 from ivi_vfx.nets.unet import build_unet
-from ivi_vfx.propagate import (PasteSampler, fit_propagation, load_keys, load_propagation, predict_matte,
-                              weighted_bce)
+from ivi_vfx.mattes.fitting import fit_propagation, load_propagation
+from ivi_vfx.mattes.keys import load_keys
+from ivi_vfx.mattes.sampling import PasteSampler, weighted_bce
+from ivi_vfx.mattes.writing import predict_matte
 from ivi_vfx.shot import load_frames
 
 TINY = PropagateConfig(preset="test", width=8, steps=250, batch_size=4, lr=1e-3, work_size=64, log_every=40,

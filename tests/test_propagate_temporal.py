@@ -8,8 +8,10 @@ import torch
 
 from ivi_vfx.config import PropagateConfig
 from ivi_vfx.io.sequence import find_sequence
-from ivi_vfx.propagate import (PasteSampler, chained, fit_propagation, key_distance, load_keys, reach, reconstruct,
-                               round_fraction, self_training_unknown, track, tracked_mattes)
+from ivi_vfx.mattes.fitting import fit_propagation, round_fraction, self_training_unknown
+from ivi_vfx.mattes.keys import key_distance, load_keys
+from ivi_vfx.mattes.sampling import PasteSampler
+from ivi_vfx.mattes.tracking import chained, reach, reconstruct, track, tracked_mattes
 from ivi_vfx.shot import load_frames
 from test_propagate import TINY, make_object_shot
 
