@@ -78,14 +78,16 @@ def run_variant(clip: Path, checkpoint: Path, out: Path, steps: int, finetune: i
                 work_size: int) -> dict:
     """Fine-tune one variant from the stage-1 checkpoint and render the shot (in this process)."""
     from ivi_vfx.config import preset_config
-    from ivi_vfx.pipeline import inpaint
+    from ivi_vfx.jobs import JobSpec
+    from ivi_vfx.pipeline import run_job
 
     cfg = preset_config("final").replace(steps=steps + finetune, finetune_steps=finetune, budget=0.0,
                                        work_size=work_size, checkpoint_every=10_000, validate_every=0,
                                        **VARIANTS[variant])
     tic = time.perf_counter()
-    result = inpaint(str(clip / "plate.####.exr"), str(clip / "mask.####.exr"), str(out / "clean.####.exr"), cfg,
-                     device="cpu", checkpoint=checkpoint, overwrite=True)
+    spec = JobSpec(plate=str(clip / "plate.####.exr"), mask=str(clip / "mask.####.exr"),
+                   out=str(out / "clean.####.exr"), checkpoint_dir=str(checkpoint))
+    result = run_job(spec, device="cpu", overwrite=True, cfg=cfg)
     return {"variant": variant, "seconds": time.perf_counter() - tic, "train_seconds": result.fit.seconds,
             "steps": result.fit.step, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
@@ -99,7 +101,7 @@ def main() -> None:
     ap.add_argument("--work-size", type=int, default=256, help="working resolution's longest side (final preset on a CPU: 256)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/ivi_ablation"))
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
-    ap.add_argument("--one", nargs=3, metavar=("CLIP", "CHECKPOINT", "OUT"), help=argparse.SUPPRESS)
+    ap.add_argument("--one", nargs=3, metavar=("CLIP", "JOB_FOLDER", "OUT"), help=argparse.SUPPRESS)
     ap.add_argument("--variant", default="none", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one:  # a child process: one variant
@@ -116,8 +118,8 @@ def main() -> None:
     rows, grain = [], {}
     for name in a.clips.split(","):
         clip = clips / name
-        stage1 = a.work / name / "stage1.ckpt"
-        if not stage1.exists():
+        stage1 = a.work / name / "stage1.job"  # the job folder of the shared first stage
+        if not (stage1 / "model.ckpt").exists():
             # The shared first stage: the "none" variant with no fine-tune steps, kept as a checkpoint.
             tic = time.perf_counter()
             child = [sys.executable, __file__, "--one", str(clip), str(stage1), str(a.work / name / "stage1"),
@@ -137,8 +139,9 @@ def main() -> None:
             if done.exists():  # measured by an earlier run with the same stage 1: kept, not run again
                 rows.append({"clip": name, **json.loads(done.read_text())})
                 continue
-            ckpt = a.work / name / f"{variant}.ckpt"
-            shutil.copyfile(stage1, ckpt)
+            ckpt = a.work / name / f"{variant}.job"
+            shutil.rmtree(ckpt, ignore_errors=True)
+            shutil.copytree(stage1, ckpt)
             out = a.work / name / variant
             child = [sys.executable, __file__, "--one", str(clip), str(ckpt), str(out), "--steps", str(a.steps),
                      "--finetune", str(a.finetune), "--variant", variant, "--work-size", str(a.work_size)]

@@ -212,12 +212,12 @@ def main() -> None:
                 out = str(folder / label / "clean.####.exr")
                 resume = "--no-resume" if label == "working" else "--resume"
                 if label == "progressive":  # the same working-resolution model: resume it, train the finer scales
-                    shutil.copy(folder / "working.ckpt", folder / "progressive.ckpt")
+                    (folder / "progressive.job").mkdir(exist_ok=True)
+                    shutil.copy(folder / "working.job" / "model.ckpt", folder / "progressive.job" / "model.ckpt")
                 seconds, peak = run_inpaint(
                     ["inpaint", *common, resume, "--out", out, "--scales", scales, "--patch-size",
                      str(args.patch_size), "--scale-steps", str(args.scale_steps), "--tile-size", str(args.tile_size),
-                     "--checkpoint",
-                     str(folder / f"{label}.ckpt")], folder / f"{label}.log")
+                     "--checkpoint-dir", str(folder / f"{label}.job")], folder / f"{label}.log")
                 if label == "working":
                     coarse_seconds = trained_seconds(folder / f"{label}.log")
                 else:

@@ -9,8 +9,8 @@ For each, `ivi-render propagate` runs with a preset, and every frame's matte is 
 resolution against the truth: recall (share of true object pixels covered, what matters for a
 removal) and IoU. The key frame, which keeps the user's roto, is left out of the means.
 
-usage: python bench/propagation.py [--shots pan_astronaut,bmx-trees] [--preset final] [--steps N] [--budget MIN]
-                                   [--work-size PIXELS] [--dilate PIXELS] [--track SHARE] [--max-speed SHARE]
+usage: python bench/propagation.py [--shots pan_astronaut,bmx-trees] [--preset final] [--propagate-steps N]
+                                   [--propagate-budget MIN] [--propagate-work-size PIXELS] [--dilate PIXELS] [--track SHARE] [--max-speed SHARE]
                                    [--rounds N] [--object-weight W] [--threshold T] [--seeds 0,1,2]
                                    [--key-erode PIXELS] [--keys 0,79] [--work /tmp/ivi_propagation]
 With several --seeds, each shot runs once per seed and a summary row gives the mean and the range
@@ -120,15 +120,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shots", default=",".join(SHOTS))
     ap.add_argument("--preset", default="final")
-    ap.add_argument("--steps", type=int, default=None)
-    ap.add_argument("--work-size", type=int, default=None)
+    ap.add_argument("--propagate-steps", type=int, default=None)
+    ap.add_argument("--propagate-work-size", type=int, default=None)
     ap.add_argument("--dilate", type=int, default=None)
     ap.add_argument("--track", type=float, default=None)
     ap.add_argument("--max-speed", type=float, default=None)
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--object-weight", type=float, default=None)
     ap.add_argument("--threshold", type=float, default=None)
-    ap.add_argument("--budget", type=float, default=None)
+    ap.add_argument("--propagate-budget", type=float, default=None)
     ap.add_argument("--key-erode", type=int, default=None, help="shrink the key matte by this many pixels")
     ap.add_argument("--seeds", default="0", help="comma-separated seeds, one run each")
     ap.add_argument("--keys", default="0", help="comma-separated frame offsets whose true matte is a key")
@@ -139,9 +139,10 @@ def main() -> None:
     key_frames = ",".join(str(1001 + t) for t in keys)
     exe = Path(sys.executable).with_name("ivi-render")
     options = []  # the propagate options this run sets, the same for every shot and seed
-    for option, value in (("--steps", a.steps), ("--work-size", a.work_size), ("--dilate", a.dilate),
-                          ("--track", a.track), ("--max-speed", a.max_speed), ("--rounds", a.rounds),
-                          ("--object-weight", a.object_weight), ("--threshold", a.threshold), ("--budget", a.budget)):
+    for option, value in (("--propagate-steps", a.propagate_steps), ("--propagate-work-size", a.propagate_work_size),
+                          ("--dilate", a.dilate), ("--track", a.track), ("--max-speed", a.max_speed),
+                          ("--rounds", a.rounds), ("--object-weight", a.object_weight), ("--threshold", a.threshold),
+                          ("--propagate-budget", a.propagate_budget)):
         if value is not None:
             options += [option, str(value)]
     rows = []

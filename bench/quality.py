@@ -42,7 +42,7 @@ def curve(clip: Path, out: Path, cfg, marks: list[float]) -> list[dict]:
     from score import score  # the shared harness's scorer
 
     from ivi_vfx.io.sequence import find_sequence, output_sequence
-    from ivi_vfx.pipeline import render_shot
+    from ivi_vfx.render import render
     from ivi_vfx.shot import load_shot
     from ivi_vfx.train import fit
 
@@ -70,8 +70,8 @@ def curve(clip: Path, out: Path, cfg, marks: list[float]) -> list[dict]:
         model.load_state_dict(snap["state"] if snap["state"] is not None else final_state)
         model.eval()
         folder = out / f"m{snap['mark']:.2f}"
-        render_shot(model, shot, output_sequence(str(folder / "clean.####.exr"), plate.frames),
-                    device=torch.device("cpu"), overwrite=True)
+        render(model, shot, output_sequence(str(folder / "clean.####.exr"), plate.frames),
+               device=torch.device("cpu"), overwrite=True)
         scored = score(str(clip), str(folder / "clean.####.exr"))
         seen = [h for h in history if h[0] <= snap["step"]]
         rows.append({"minutes": snap["minutes"], "step": snap["step"], "psnr_hole": scored["psnr_hole"],

@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _steps_reached(run_folder: Path) -> str:
-    """The step count in the checkpoint that `ivi-render inpaint` left beside its output."""
-    found = sorted((run_folder / ".ivi").glob("*.ckpt"))
+    """The step count in the checkpoint that `ivi-render inpaint` left in the job folder beside its output."""
+    found = sorted((run_folder / ".ivi").glob("*/model.ckpt"))
     return str(torch.load(found[0], weights_only=True)["step"]) if found else "?"
 
 

@@ -24,7 +24,7 @@ def sample_registry() -> JobRegistry:
     """Four jobs in the states a compositor sees: running, done, submitted to a farm, failed."""
     reg = JobRegistry()
     running = reg.add("sh010_clean", "IVI_Inpaint1", "this machine", "/shots/sh010/clean.####.exr", 1001, 1100)
-    reg.start(running, ["ivi-render", "run", "/shots/sh010/.ivi/sh010_clean.nuke/job.json"], cancel=lambda: None)
+    reg.start(running, ["ivi-render", "run", "/shots/sh010/.ivi/sh010_clean/job.json"], cancel=lambda: None)
     for (step, pct), loss in zip(((100, 10), (300, 30), (450, 45)), ("0.0712", "0.0415", "0.0338")):
         reg.line(running, f"10:2{pct // 10}:0{pct % 7} INFO step {step}/900 loss {loss}", None)
         reg.line(running, f"Progress: {pct}%", pct)
@@ -34,11 +34,11 @@ def sample_registry() -> JobRegistry:
     reg.finish(done, 0)
     farm = reg.add("sh030_rig", "IVI_Inpaint3", "farm: openjd", "/shots/sh030/rig.####.exr", 1001, 1240)
     reg.start(farm, ["ivi-render", "submit"], cancel=None)
-    reg.line(farm, "/shots/sh030/.ivi/sh030_rig.nuke/farm/template.json")
+    reg.line(farm, "/shots/sh030/.ivi/sh030_rig/farm/template.json")
     reg.finish(farm, 0)
     failed = reg.add("sh040_sign", "IVI_Inpaint4", "this machine", "/shots/sh040/sign.####.exr", 1001, 1010)
     reg.start(failed, ["ivi-render", "run"], cancel=None)
-    reg.line(failed, "ivi-render: error: /shots/sh040/.ivi/sign.nuke/matte.1004.exr: no such file; "
+    reg.line(failed, "ivi-render: error: /shots/sh040/.ivi/sign/nuke/matte.1004.exr: no such file; "
                      "check the matte input covers 1001-1010")
     reg.finish(failed, 1)
     return reg

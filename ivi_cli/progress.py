@@ -11,12 +11,16 @@ because pipes are block-buffered.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import TextIO
 
 import click
 
 from ivi_vfx.errors import IviError
+
+from .stop import StopFlag
 
 PROGRESS_FORMATS = ("plain", "openjd", "both")
 
@@ -73,3 +77,11 @@ def quality_note(fit: object) -> str:
     if estimate is None:
         return ""
     return f", quality estimate {estimate:.1f} dB hole PSNR" + (" (converged)" if getattr(fit, "converged", False) else "")
+
+
+@contextmanager
+def job_run(fmt: str = "plain") -> Iterator[tuple[Progress, StopFlag]]:
+    """What every command that trains or renders runs inside: progress lines and the SIGTERM flag."""
+    stop = StopFlag().install()
+    with Progress(fmt=fmt) as progress:
+        yield progress, stop

@@ -1,4 +1,4 @@
-"""`ivi-render train`: train a job's shot into its checkpoint folder (the farm's GPU task)."""
+"""`ivi-render train`: train a job into its job folder (the farm's GPU task)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,18 +9,16 @@ import click
 from ivi_vfx.pipeline import train_job
 
 from . import options
-from .stop import StopFlag
-from .progress import Progress, quality_note
+from .progress import job_run, quality_note
 
 
 @click.command()
-@options.job_inputs
-@click.option("--resume/--no-resume", default=True, show_default=True,
-              help="Continue from a compatible checkpoint in the folder.")
+@options.job_file
+@options.job
+@options.resume
 @options.progress_format
-def train(job_file: Path | None, checkpoint_dir: Path | None, device: str, resume: bool, progress_format: str,
-          **values: Any) -> None:
-    """Train on a shot and write the checkpoint folder (job.json + model.ckpt) that `render` reads.
+def train(job_file: Path | None, device: str, resume: bool, progress_format: str, **values: Any) -> None:
+    """Train on a shot and write the job folder (job.json + model.ckpt) that `render` reads.
 
     SIGTERM (a farm's pre-emption) writes a checkpoint and exits 143; the same command resumes.
     Under torchrun, the processes train data-parallel and one checkpoint comes out.
@@ -31,8 +29,7 @@ def train(job_file: Path | None, checkpoint_dir: Path | None, device: str, resum
       ivi-render train --job sh010/job.json
       torchrun --nproc-per-node 2 --no-python ivi-render train --job sh010/job.json
     """
-    spec = options.job_spec(job_file, checkpoint_dir, **values)
-    stop = StopFlag().install()
-    with Progress(fmt=progress_format) as progress:
+    spec = options.job_spec(job_file, **values)
+    with job_run(progress_format) as (progress, stop):
         result = train_job(spec, device=device, resume=resume, on_progress=progress, should_stop=stop)
-    click.echo(f"trained {result.step} steps{quality_note(result)}: {spec.checkpoint_dir}", err=True)
+    click.echo(f"trained {result.step} steps{quality_note(result)}: {spec.folder}", err=True)

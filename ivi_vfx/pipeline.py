@@ -1,16 +1,18 @@
-"""The jobs end to end: plate + mattes -> internal training -> clean plate EXRs.
+"""The one job path: a JobSpec -> (mattes) -> train -> render, one folder per job.
 
-Two shapes of the same work, sharing `train_shot` and `render_shot`:
+Every command that trains or renders builds one JobSpec (jobs.py) and runs it through these:
 
-- `inpaint`: the one-shot job (`ivi-render inpaint`, the demo): check, load the shot, train
-  (resuming from a compatible checkpoint), render every frame from the model in memory.
-- `train_job` then `render_job` (`ivi-render train`, `render`, `run`, and the farm templates):
-  training writes a checkpoint folder (job.json + model.ckpt, and scales.ckpt when the plate is
-  large enough for progressive finer scales); a render loads that folder and only the frames of
-  its chunk, in any order, any number of times, on any machine.
+- `run_job`: the whole job on this machine (`ivi-render inpaint`, `propagate`, `run`, the demo);
+- `train_job`: a keyframe job's mask propagation, then the fill's training and its finer scales,
+  into the job folder (`ivi-render train`, a farm's Train task);
+- `render_job`: frames from the job folder, in any order, any number of times, on any machine
+  (`ivi-render render`, a farm's chunk); idempotent.
 
-Everything that can be checked before spending time is checked first (patterns, missing frames,
-outputs, the output folder), so a bad job fails in seconds, not after training.
+A keyframe job (`key_mask`) runs two stages, each resumable from its checkpoint in the folder:
+`predict_mattes` (mask propagation: the key roto -> a matte for every frame, written to the
+folder's mattes/, or to `out` for a job that writes mattes), then the fill. Everything that can be
+checked before spending time is checked first (patterns, missing frames, outputs, the output
+folder), so a bad job fails in seconds, not after training.
 """
 from __future__ import annotations
 
@@ -22,14 +24,14 @@ from pathlib import Path
 
 import torch
 
-from ivi_vfx.color import Shaper
 from ivi_vfx import progressive
-from ivi_vfx.config import HiresConfig, PropagateConfig, TrainConfig
+from ivi_vfx.color import Shaper
+from ivi_vfx.config import HiresConfig, TrainConfig
 from ivi_vfx.distributed import World, close_world, init_world, is_main_process
 from ivi_vfx.errors import ConfigError, ShapeError, StopRequested
 from ivi_vfx.io.exr import check_writable, read_header
 from ivi_vfx.io.sequence import FrameSequence, compact, find_sequence, output_sequence
-from ivi_vfx.jobs import JOB_FILE, JobSpec, output_stem
+from ivi_vfx.jobs import JOB_FILE, JobSpec
 from ivi_vfx.mattes.fitting import fit_propagation
 from ivi_vfx.mattes.keys import load_keys
 from ivi_vfx.mattes.writing import write_mattes
@@ -41,12 +43,16 @@ from ivi_vfx.train import FitResult, StepInfo, fit, load_model, resolve_device
 
 logger = logging.getLogger(__name__)
 
-# Share of inpaint's progress bar that training takes; rendering takes the rest.
+# Share of a whole job's progress that training takes; rendering takes the rest.
 TRAIN_SHARE = 0.9
-# Share of a two-stage run (keyframes -> mattes -> clean plate) that the propagation takes.
+# Share of a keyframe job's training that its mask propagation takes.
 PROPAGATE_SHARE = 0.3
+# Share of the mask propagation that its training takes; writing the mattes takes the rest.
+PROPAGATE_TRAIN_SHARE = 0.9
 # Under torchrun, how long the other ranks wait for rank 0 to propagate a keyframe job's mattes.
 KEYFRAME_JOIN_TIMEOUT = timedelta(hours=2)
+EXISTING = ("skip", "refuse")
+"""What `run_job` does with output frames already on disk (see there)."""
 
 Report = Callable[[float], None]
 """Progress callback: the fraction done, 0..1."""
@@ -54,41 +60,133 @@ StopPoll = Callable[[], bool]
 """Polled after every step and frame; True stops the run (StopRequested)."""
 
 
-@dataclass
-class InpaintResult:
-    """What an inpaint run did."""
-
-    written: list[Path]
-    fit: FitResult
-    checkpoint: Path | None
+def _silent(fraction: float) -> None:
+    """A Report that reports nothing."""
 
 
 @dataclass
-class RenderResult:
-    """What a render of a chunk did."""
+class JobResult:
+    """What a run or a render of a job did."""
 
     written: list[Path] = field(default_factory=list)
-    """Frames written by this call, in frame order."""
+    """Frames written by this call, in frame order (mattes, for a job that writes mattes)."""
     skipped: list[int] = field(default_factory=list)
     """Frames whose output was already complete (left as they were)."""
+    fit: FitResult | None = None
+    """The fill's training, when this call trained."""
 
 
-def default_checkpoint(out_pattern: str) -> Path:
-    """Where a one-shot run keeps its checkpoint: a hidden folder beside the output frames."""
-    return Path(out_pattern).parent / ".ivi" / f"{output_stem(out_pattern)}.ckpt"
+@dataclass
+class _Trained:
+    """What training leaves in memory for the render that follows it on the same machine."""
+
+    fit: FitResult
+    shot: Shot
+    """Every frame at working resolution, with the shaper the checkpoint keeps: the render reads
+    the same values from disk again otherwise."""
 
 
-# --- the shared steps ----------------------------------------------------------------------------
+# --- the whole job ---------------------------------------------------------------------------------
 
-def _sequences(plate: str, mask: str, out: str,
-               frames: list[int] | None) -> tuple[FrameSequence, FrameSequence, FrameSequence]:
-    """The plate, matte and output sequences over the job's frames, checked against the disk."""
-    plate_seq = find_sequence(plate, frames)
-    mask_seq = find_sequence(mask, plate_seq.frames)
-    out_seq = output_sequence(out, plate_seq.frames)
-    if {str(p) for p in out_seq.paths()} & {str(p) for p in plate_seq.paths() + mask_seq.paths()}:
-        raise ConfigError(f"--out {out} would write over the inputs; choose another output pattern")
-    return plate_seq, mask_seq, out_seq
+def run_job(spec: JobSpec, *, device: str = "auto", resume: bool = True, overwrite: bool = False,
+            existing: str = "skip", on_progress: Report | None = None, should_stop: StopPoll | None = None,
+            cfg: TrainConfig | None = None, hires: HiresConfig | None = None) -> JobResult:
+    """A whole job on this machine: train (or resume), then render every frame not yet complete.
+
+    Args:
+        existing: what an output frame already on disk means: 'skip' (a complete frame is kept, as a
+            farm chunk does: `ivi-render run`), or 'refuse' (an error naming the fix, before any
+            training: `inpaint`, `propagate`). `overwrite` writes every frame again either way.
+        Others as `train_job` and `render_job`.
+
+    Under torchrun every rank trains and rank 0 alone renders.
+    """
+    if existing not in EXISTING:
+        raise ValueError(f"existing must be one of {EXISTING}, not {existing!r}")
+    report = on_progress or _silent
+    plate = find_sequence(spec.plate, spec.frame_list())
+    if spec.writes == "mattes":  # all of them or none: an existing matte is an error without overwrite
+        written = predict_mattes(spec, plate, device=device, resume=resume, overwrite=overwrite,
+                                 report=report, should_stop=should_stop)
+        return JobResult(written=written)
+    out = output_sequence(spec.out, plate.frames)
+    _check_not_inputs(out, plate)
+    if existing == "refuse":
+        check_outputs(out, overwrite)
+    again = "run the same command again with --overwrite to finish" if existing == "refuse" else None
+    trained = _train(spec, plate, device=device, resume=resume, report=lambda f: report(TRAIN_SHARE * f),
+                     should_stop=should_stop, cfg=cfg, hires=hires)
+    if not is_main_process():
+        return JobResult(fit=trained.fit)
+    result = _render(spec, None, device=device, overwrite=overwrite, should_stop=should_stop,
+                     report=lambda f: report(TRAIN_SHARE + (1 - TRAIN_SHARE) * f), trained=trained, again=again)
+    result.fit = trained.fit
+    return result
+
+
+# --- training ----------------------------------------------------------------------------------------
+
+def train_job(spec: JobSpec, *, device: str = "auto", resume: bool = True, on_progress: Report | None = None,
+              should_stop: StopPoll | None = None, cfg: TrainConfig | None = None,
+              hires: HiresConfig | None = None) -> FitResult:
+    """Train a job into its folder (job.json + model.ckpt [+ scales.ckpt]).
+
+    A keyframe job (`key_mask`) first predicts every frame's matte into the folder (mattes/, with
+    propagate.ckpt), and trains on those. Inside torchrun (several processes), rank 0 alone
+    propagates, writes the folder and reports progress, and the ranks train data-parallel.
+    Running it again after a stop or a kill resumes from the checkpoints.
+    On a plate large enough for progressive high resolution, rank 0 then trains the finer scales
+    (minutes) into scales.ckpt, unless the folder already holds ones made for this model and settings.
+
+    Args:
+        cfg, hires: the fill's and the finer scales' configurations in place of the spec's, for tests
+            and benchmarks that train what no preset and no option names (job.json does not keep them:
+            a render reads the checkpoints' own).
+    """
+    plate = find_sequence(spec.plate, spec.frame_list())
+    return _train(spec, plate, device=device, resume=resume, report=on_progress or _silent,
+                  should_stop=should_stop, cfg=cfg, hires=hires).fit
+
+
+def _train(spec: JobSpec, plate: FrameSequence, *, device: str, resume: bool, report: Report,
+           should_stop: StopPoll | None, cfg: TrainConfig | None, hires: HiresConfig | None) -> _Trained:
+    """train_job over the plate's frames as found on disk."""
+    if spec.writes != "clean":
+        raise ConfigError(f"the job {spec.job_name!r} writes mattes, and has no fill to train; run it with "
+                          f"`ivi-render run` (or `ivi-render propagate`)")
+    cfg = cfg or spec.train_config(str(resolve_device(device)))
+    _check_config(cfg)
+    hires = (hires or spec.hires_config()).validate()
+    out = output_sequence(spec.out, plate.frames)
+    check_writable(out.path(out.frames[0]).parent)  # a render would fail later; say so now
+    share, timeout = 0.0, None
+    if spec.key_mask is not None:
+        share, timeout = PROPAGATE_SHARE, KEYFRAME_JOIN_TIMEOUT
+        if is_main_process():  # before joining the group: the other ranks wait there for rank 0
+            logger.info("stage 1 of 2: propagating the roto of frames %s", spec.key_frames)
+            predict_mattes(spec, plate, device=device, resume=resume, overwrite=True,
+                           report=lambda f: report(share * f), should_stop=should_stop)
+            logger.info("stage 2 of 2: filling the predicted mattes")
+    world, torch_device = init_world(resolve_device(device), timeout)
+    finished = False
+    try:
+        # After joining: under torchrun, a keyframe job's mattes exist once rank 0 has joined.
+        mask = find_sequence(spec.fill_mask, plate.frames)
+        _check_not_inputs(out, plate, mask)
+        if world.is_main:
+            # The job as trained, with what was decided here: the frames on disk and the preset.
+            spec.replace(frames=compact(plate.frames), preset=cfg.preset).save(spec.folder / JOB_FILE)
+        shot = load_shot(plate, mask, work_size=cfg.work_size, matte_channel=spec.fill_mask_channel,
+                         dilate=cfg.dilate)
+        result = _fit(shot, cfg, device=torch_device, checkpoint=spec.model_path, resume=resume,
+                      report=(lambda f: report(share + (1 - share) * f)) if world.is_main else None,
+                      should_stop=should_stop, world=world)
+        finished = True
+    finally:
+        close_world(world, finished=finished)
+    if world.is_main:
+        _train_scales(spec, shot, result, hires, torch_device, should_stop)
+    return _Trained(fit=result, shot=shot)
 
 
 def _check_config(cfg: TrainConfig) -> None:
@@ -97,14 +195,18 @@ def _check_config(cfg: TrainConfig) -> None:
         build_encoder(cfg.encoder)  # a wrong weights file is an error now, not after loading the shot
 
 
-def train_shot(shot: Shot, cfg: TrainConfig, *, device: torch.device, checkpoint: Path, resume: bool = True,
-               report: Report | None = None, should_stop: StopPoll | None = None,
-               world: World | None = None) -> FitResult:
-    """Train on a loaded shot, reporting progress 0..1; StopRequested when stopped (after a checkpoint)."""
-    report = report or (lambda fraction: None)
+def _check_not_inputs(out: FrameSequence, *inputs: FrameSequence) -> None:
+    """ConfigError when an output frame would replace an input frame."""
+    if {str(p) for p in out.paths()} & {str(p) for seq in inputs for p in seq.paths()}:
+        raise ConfigError(f"--out {out.pattern} would write over the inputs; choose another output pattern")
 
+
+def _fit(shot: Shot, cfg: TrainConfig, *, device: torch.device, checkpoint: Path, resume: bool,
+         report: Report | None, should_stop: StopPoll | None, world: World) -> FitResult:
+    """Train the fill on a loaded shot, reporting progress 0..1; StopRequested when stopped (after a checkpoint)."""
     def on_step(info: StepInfo) -> bool:
-        report(info.fraction)
+        if report is not None:
+            report(info.fraction)
         return bool(should_stop and should_stop())
 
     logger.info("training %s preset: %d steps%s%s, width %d, batch %d, device %s", cfg.preset, cfg.steps,
@@ -116,155 +218,6 @@ def train_shot(shot: Shot, cfg: TrainConfig, *, device: torch.device, checkpoint
                             f"run the same command again to resume")
     logger.info("trained %d steps in %.1f s", result.step, result.seconds)
     return result
-
-
-def render_shot(model: Generator, shot: Shot, out: FrameSequence, *, device: torch.device, overwrite: bool,
-                skip_existing: bool = False, report: Report | None = None, should_stop: StopPoll | None = None,
-                again: str = "run the same command again to finish", compose: Compose | None = None) -> list[Path]:
-    """Render every frame of a loaded shot, reporting progress 0..1; stops only between whole frames.
-
-    `again` tells the user, when stopped, how to finish; `compose` renders progressively (progressive.py).
-    """
-    count, done = len(shot.frames), [0]
-
-    def on_frame(frame: int, path: Path) -> None:
-        done[0] += 1
-        if report:
-            report(done[0] / count)
-        if should_stop and should_stop() and done[0] < count:
-            raise StopRequested(f"stopped after writing {done[0]} of {count} frames; {again}")
-
-    written = render(model, shot, out, device=device, overwrite=overwrite, skip_existing=skip_existing,
-                     on_frame=on_frame, compose=compose)
-    logger.info("wrote %d frames to %s", len(written), out.pattern)
-    return written
-
-
-# --- the one-shot job ----------------------------------------------------------------------------
-
-def inpaint(plate: str, mask: str, out: str, cfg: TrainConfig, *, frames: list[int] | None = None,
-            mask_channel: str | None = None, device: str = "auto", checkpoint: Path | None = None,
-            resume: bool = True, overwrite: bool = False,
-            on_progress: Report | None = None, should_stop: StopPoll | None = None,
-            hires: HiresConfig | None = None) -> InpaintResult:
-    """Fill the mattes of a plate sequence and write the clean plate.
-
-    Args:
-        plate, mask, out: frame patterns (####, %04d or @).
-        cfg: training configuration (a preset, maybe with changes).
-        frames: the frames to process; default every plate frame on disk.
-        mask_channel: the matte's channel; default 'A' or the file's only channel.
-        device: 'auto', 'cpu', 'cuda', 'cuda:1'...
-        checkpoint: checkpoint file; default a hidden folder beside the output.
-        resume: continue from a compatible checkpoint.
-        overwrite: replace existing output frames.
-        on_progress: called with the fraction done, 0..1.
-        should_stop: polled after every step and frame; True stops the run (StopRequested): training writes
-            a checkpoint first, rendering stops between two whole frames. Running again resumes.
-        hires: progressive high resolution (finer scales, tiled); None or scales 'off': the working-resolution
-            fill scaled up, as 'auto' does on plates not much larger than the working size.
-    """
-    _check_config(cfg)
-    if hires is not None:
-        hires.validate()
-    plate_seq, mask_seq, out_seq = _sequences(plate, mask, out, frames)
-    check_outputs(out_seq, overwrite)
-    torch_device = resolve_device(device)
-    shot = load_shot(plate_seq, mask_seq, work_size=cfg.work_size, matte_channel=mask_channel, dilate=cfg.dilate)
-    checkpoint = checkpoint or default_checkpoint(out)
-    report = on_progress or (lambda fraction: None)
-    result = train_shot(shot, cfg, device=torch_device, checkpoint=checkpoint, resume=resume,
-                        report=lambda f: report(TRAIN_SHARE * f), should_stop=should_stop)
-    # Progressive high resolution (issue 7): finer scales on top of the working-resolution model, or None.
-    compose = progressive.prepare(shot, result.model, hires, torch_device)
-    written = render_shot(result.model, shot, out_seq, device=torch_device, overwrite=overwrite,
-                          report=lambda f: report(TRAIN_SHARE + (1 - TRAIN_SHARE) * f), should_stop=should_stop,
-                          again="run the same command again with --overwrite to finish", compose=compose)
-    return InpaintResult(written=written, fit=result, checkpoint=checkpoint)
-
-
-def inpaint_from_keys(plate: str, key_mask: str, key_frames: list[int], out: str, cfg: TrainConfig,
-                      propagation: PropagateConfig, *, frames: list[int] | None = None,
-                      mask_channel: str | None = None, device: str = "auto", checkpoint: Path | None = None,
-                      resume: bool = True, overwrite: bool = False, on_progress: Report | None = None,
-                      should_stop: StopPoll | None = None, hires: HiresConfig | None = None) -> InpaintResult:
-    """Both stages: propagate the keyframes' roto to every frame, then fill those mattes.
-
-    The predicted mattes are kept beside the checkpoint (`.ivi/<stem>.mattes/`), so a rerun resumes
-    either stage, and the output's alpha is the predicted matte. Arguments as `inpaint`, with the
-    key mattes' pattern and frames instead of a matte sequence.
-    """
-    _check_config(cfg)
-    plate_seq = find_sequence(plate, frames)
-    check_outputs(output_sequence(out, plate_seq.frames), overwrite)  # fail now, not after propagating
-    checkpoint = checkpoint or default_checkpoint(out)
-    mattes = str(checkpoint.parent / f"{checkpoint.stem}.mattes" / "matte.####.exr")
-    report = on_progress or (lambda fraction: None)
-    share = PROPAGATE_SHARE
-    logger.info("stage 1 of 2: propagating the roto of frames %s", compact(key_frames))
-    propagate(plate, key_mask, key_frames, mattes, propagation, frames=list(plate_seq.frames),
-              mask_channel=mask_channel, device=device, checkpoint=checkpoint.with_suffix(".propagate.ckpt"),
-              resume=resume, overwrite=True, on_progress=lambda f: report(share * f), should_stop=should_stop)
-    logger.info("stage 2 of 2: filling the predicted mattes")
-    return inpaint(plate, mattes, out, cfg, frames=list(plate_seq.frames), device=device, checkpoint=checkpoint,
-                   resume=resume, overwrite=overwrite, on_progress=lambda f: report(share + (1 - share) * f),
-                   should_stop=should_stop, hires=hires)
-
-
-# --- the farm's jobs: train once, render in chunks -----------------------------------------------
-
-def train_job(spec: JobSpec, *, device: str = "auto", resume: bool = True, on_progress: Report | None = None,
-              should_stop: StopPoll | None = None) -> FitResult:
-    """Train a job's shot into its checkpoint folder (job.json + model.ckpt [+ scales.ckpt]).
-
-    A keyframe job (`key_mask`) first predicts every frame's matte into the folder (mattes/, with
-    propagate.ckpt), and trains on those. Inside torchrun (several processes), rank 0 alone
-    propagates, writes the folder and reports progress, and the ranks train data-parallel.
-    Running it again after a stop or a kill resumes from the checkpoints.
-    On a plate large enough for progressive high resolution, rank 0 then trains the finer scales
-    (minutes) into scales.ckpt, unless the folder already holds ones made for this model and settings.
-    """
-    cfg = spec.train_config(str(resolve_device(device)))
-    _check_config(cfg)
-    hires = spec.hires_config()
-    report = on_progress or (lambda fraction: None)
-    share, timeout = 0.0, None
-    if spec.key_mask is not None:
-        share, timeout = PROPAGATE_SHARE, KEYFRAME_JOIN_TIMEOUT
-        if is_main_process():  # before joining the group: the other ranks wait there for rank 0
-            _propagate_job(spec, device, resume, lambda f: report(share * f), should_stop)
-    world, torch_device = init_world(resolve_device(device), timeout)
-    finished = False
-    try:
-        # After joining: under torchrun, a keyframe job's mattes exist once rank 0 has joined.
-        plate_seq, mask_seq, out_seq = _sequences(spec.plate, spec.mattes, spec.out, spec.frame_list())
-        check_writable(out_seq.path(out_seq.frames[0]).parent)  # a render would fail later; say so now
-        if world.is_main:
-            # The job as trained, with what was decided here: the frames on disk and the preset.
-            spec.replace(frames=compact(plate_seq.frames), preset=cfg.preset).save(spec.checkpoint_dir / JOB_FILE)
-        shot = load_shot(plate_seq, mask_seq, work_size=cfg.work_size, matte_channel=spec.mattes_channel,
-                         dilate=cfg.dilate)
-        result = train_shot(shot, cfg, device=torch_device, checkpoint=spec.model_path, resume=resume,
-                            report=(lambda f: report(share + (1 - share) * f)) if world.is_main else None,
-                            should_stop=should_stop, world=world)
-        finished = True
-    finally:
-        close_world(world, finished=finished)
-    if world.is_main:
-        _train_scales(spec, shot, result, hires, torch_device, should_stop)
-    return result
-
-
-def _propagate_job(spec: JobSpec, device: str, resume: bool, report: Report, should_stop: StopPoll | None) -> None:
-    """Predict a keyframe job's mattes into its checkpoint folder (mattes/matte.####.exr)."""
-    plate_seq = find_sequence(spec.plate, spec.frame_list())
-    out_seq = output_sequence(spec.out, plate_seq.frames)
-    check_writable(out_seq.path(out_seq.frames[0]).parent)  # before minutes of propagation
-    logger.info("propagating the roto of frames %s to every frame", compact(spec.key_frame_list()))
-    propagate(spec.plate, spec.key_mask or "", spec.key_frame_list(), spec.mattes,
-              spec.propagate_config(str(resolve_device(device))), frames=list(plate_seq.frames),
-              mask_channel=spec.mask_channel, device=device, checkpoint=spec.checkpoint_dir / "propagate.ckpt",
-              resume=resume, overwrite=True, on_progress=report, should_stop=should_stop)
 
 
 def _train_scales(spec: JobSpec, shot: Shot, result: FitResult, hires: HiresConfig, device: torch.device,
@@ -281,47 +234,117 @@ def _train_scales(spec: JobSpec, shot: Shot, result: FitResult, hires: HiresConf
         logger.info("wrote %d finer scale(s): %s", len(levels), path)
 
 
+# --- mask propagation: keyframe roto -> mattes for every frame ------------------------------------
+
+def predict_mattes(spec: JobSpec, plate: FrameSequence, *, device: str, resume: bool, overwrite: bool,
+                   report: Report, should_stop: StopPoll | None) -> list[Path]:
+    """A keyframe job's first stage: train on the key roto, write every frame's matte (spec.predicted_mattes).
+
+    Returns:
+        The written matte paths, in frame order.
+
+    Raises:
+        StopRequested: should_stop said so (a checkpoint was written; running again resumes).
+    """
+    torch_device = resolve_device(device)
+    cfg = spec.propagate_config(str(torch_device))
+    key_frames = spec.key_frame_list()
+    if not key_frames or spec.key_mask is None:
+        raise ConfigError("no key frames given; pass --key-frames with the frames whose matte you drew, e.g. 1001")
+    keys_seq = find_sequence(spec.key_mask, sorted(set(key_frames)))
+    out = output_sequence(spec.predicted_mattes, plate.frames)
+    _check_not_inputs(out, plate, keys_seq)
+    check_outputs(out, overwrite)
+    keys = load_keys(load_frames(plate, work_size=cfg.work_size), keys_seq, spec.mask_channel)
+
+    def on_step(step: int, fraction: float) -> bool:
+        report(PROPAGATE_TRAIN_SHARE * fraction)
+        return bool(should_stop and should_stop())
+
+    logger.info("propagating %s preset: %d steps%s, width %d, device %s", cfg.preset, cfg.steps,
+                f" or {cfg.budget:g} min" if cfg.budget else "", cfg.width, torch_device)
+    result = fit_propagation(keys, cfg, device=torch_device, checkpoint=spec.propagate_path, resume=resume,
+                             on_step=on_step)
+    if result.stopped:
+        raise StopRequested(f"stopped at propagation step {result.step} of {cfg.steps}; checkpoint "
+                            f"{spec.propagate_path}; run the same command again to resume")
+    done = [0]
+
+    def on_frame(frame: int, path: Path) -> None:
+        done[0] += 1
+        report(PROPAGATE_TRAIN_SHARE + (1 - PROPAGATE_TRAIN_SHARE) * done[0] / len(out))
+
+    written = write_mattes(result.model, keys, out, cfg, device=torch_device, overwrite=overwrite, on_frame=on_frame)
+    logger.info("wrote %d mattes to %s", len(written), out.pattern)
+    return written
+
+
+# --- rendering ---------------------------------------------------------------------------------------
+
 def render_job(spec: JobSpec, frames: list[int] | None = None, *, device: str = "auto", overwrite: bool = False,
-               on_progress: Report | None = None, should_stop: StopPoll | None = None) -> RenderResult:
-    """Render some frames of a trained job from its checkpoint folder; idempotent.
+               on_progress: Report | None = None, should_stop: StopPoll | None = None) -> JobResult:
+    """Render some frames of a trained job from its folder; idempotent.
 
     Loads only `frames` (default: every trained frame), with the shaper and geometry the checkpoint
     carries, so a chunk costs its own frames whatever the shot's length. Frames whose output is
     already complete are skipped unless `overwrite`; every write is atomic, so a render killed at any
     point leaves whole frames only, and running it again finishes the rest.
     """
+    return _render(spec, frames, device=device, overwrite=overwrite, report=on_progress or _silent,
+                   should_stop=should_stop)
+
+
+def _render(spec: JobSpec, frames: list[int] | None, *, device: str, overwrite: bool, report: Report,
+            should_stop: StopPoll | None, trained: _Trained | None = None, again: str | None = None) -> JobResult:
+    """render_job; with `trained` (run_job, after `_train` on this machine), its shot is not read again.
+    `again` tells the user, when stopped, how to finish (default: the same command again)."""
+    if spec.writes != "clean":
+        raise ConfigError(f"the job {spec.job_name!r} writes mattes, which `ivi-render run` writes; there is no "
+                          f"clean plate to render")
     torch_device = resolve_device(device)
     model, data = load_model(spec.model_path, torch_device)
-    trained = data["shot"]
-    frames = list(trained["frames"]) if frames is None else frames
-    outside = sorted(set(frames) - set(trained["frames"]))
+    shot_data = data["shot"]
+    frames = list(shot_data["frames"]) if frames is None else frames
+    outside = sorted(set(frames) - set(shot_data["frames"]))
     if outside:
         raise ConfigError(f"{spec.model_path}: frames {compact(outside)} were not trained (the shot is "
-                          f"{compact(trained['frames'])}); render frames of the shot, or train on these frames")
-    plate_seq, mask_seq, out_seq = _sequences(spec.plate, spec.mattes, spec.out, frames)
-    check_writable(out_seq.path(out_seq.frames[0]).parent)
-    report = on_progress or (lambda fraction: None)
-    skipped = [] if overwrite else complete_frames(out_seq)
-    todo = [f for f in out_seq.frames if f not in skipped]
+                          f"{compact(shot_data['frames'])}); render frames of the shot, or train on these frames")
+    out = output_sequence(spec.out, frames)
+    check_writable(out.path(out.frames[0]).parent)
+    skipped = [] if overwrite else complete_frames(out)
+    todo = [f for f in out.frames if f not in skipped]
     if skipped:
         logger.info("skipping %d frames already complete (%s); --overwrite renders them again",
                     len(skipped), compact(skipped))
     if not todo:
         report(1.0)
-        return RenderResult(skipped=skipped)
-    shot = load_shot(FrameSequence(plate_seq.pattern, tuple(todo)), FrameSequence(mask_seq.pattern, tuple(todo)),
-                     work_size=int(data["config"]["work_size"]), matte_channel=trained["matte_channel"],
-                     dilate=int(trained["dilate"]), shaper=Shaper(**data["shaper"]))
-    if list(shot.geometry.full) != list(trained["full"]):
-        raise ShapeError(f"{plate_seq.pattern} is {shot.geometry.full[1]}x{shot.geometry.full[0]} but "
-                         f"{spec.model_path} was trained on {trained['full'][1]}x{trained['full'][0]}; "
+        return JobResult(skipped=skipped)
+    if trained is not None:
+        shot = trained.shot
+    else:
+        plate = find_sequence(spec.plate, todo)
+        shot = load_shot(plate, find_sequence(spec.fill_mask, todo), work_size=int(data["config"]["work_size"]),
+                         matte_channel=shot_data["matte_channel"], dilate=int(shot_data["dilate"]),
+                         shaper=Shaper(**data["shaper"]))
+    if list(shot.geometry.full) != list(shot_data["full"]):
+        raise ShapeError(f"{spec.plate} is {shot.geometry.full[1]}x{shot.geometry.full[0]} but "
+                         f"{spec.model_path} was trained on {shot_data['full'][1]}x{shot_data['full'][0]}; "
                          f"train again on this plate")
     compose = _scales_renderer(spec, model, shot, int(data["step"]), torch_device)
     base = len(skipped) / len(frames)
-    written = render_shot(model, shot, FrameSequence(out_seq.pattern, tuple(todo)), device=torch_device,
-                          overwrite=overwrite, skip_existing=not overwrite,
-                          report=lambda f: report(base + (1 - base) * f), should_stop=should_stop, compose=compose)
-    return RenderResult(written=written, skipped=skipped)
+    count, done = len(todo), [0]
+
+    def on_frame(frame: int, path: Path) -> None:
+        done[0] += 1
+        report(base + (1 - base) * done[0] / count)
+        if should_stop and should_stop() and done[0] < count:
+            raise StopRequested(f"stopped after writing {done[0]} of {count} frames; "
+                                f"{again or 'run the same command again to finish'}")
+
+    written = render(model, shot, FrameSequence(out.pattern, tuple(todo)), frames=todo, device=torch_device,
+                     overwrite=overwrite, skip_existing=not overwrite, on_frame=on_frame, compose=compose)
+    logger.info("wrote %d frames to %s", len(written), out.pattern)
+    return JobResult(written=written, skipped=skipped)
 
 
 def _scales_renderer(spec: JobSpec, model: Generator, shot: Shot, model_step: int,
@@ -342,82 +365,3 @@ def _scales_renderer(spec: JobSpec, model: Generator, shot: Shot, model_step: in
     hires = HiresConfig.from_dict(data["hires"]).for_device(device.type)
     logger.info("rendering through %d finer scale(s) from %s", len(levels), path)
     return progressive.Progressive(model=model, levels=levels, shot=shot, cfg=hires, device=device)
-
-
-def run_job(spec: JobSpec, *, device: str = "auto", resume: bool = True, overwrite: bool = False,
-            on_progress: Report | None = None, should_stop: StopPoll | None = None) -> RenderResult:
-    """A whole job on this machine: train (or resume), then render every frame not yet complete.
-
-    Under torchrun every rank trains and rank 0 alone renders.
-    """
-    report = on_progress or (lambda fraction: None)
-    train_job(spec, device=device, resume=resume, on_progress=lambda f: report(TRAIN_SHARE * f),
-              should_stop=should_stop)
-    if not is_main_process():
-        return RenderResult()
-    return render_job(spec, device=device, overwrite=overwrite, should_stop=should_stop,
-                      on_progress=lambda f: report(TRAIN_SHARE + (1 - TRAIN_SHARE) * f))
-
-
-# --- mask propagation: keyframe roto -> mattes for every frame ---
-
-
-def default_propagation_checkpoint(out_pattern: str) -> Path:
-    """Where a propagation run keeps its checkpoint: a hidden folder beside the output mattes."""
-    return Path(out_pattern).parent / ".ivi" / f"{output_stem(out_pattern)}.propagate.ckpt"
-
-
-def propagate(plate: str, key_mask: str, key_frames: list[int], out: str, cfg: PropagateConfig, *,
-              frames: list[int] | None = None, mask_channel: str | None = None, device: str = "auto",
-              checkpoint: Path | None = None, resume: bool = True, overwrite: bool = False,
-              on_progress: Callable[[float], None] | None = None,
-              should_stop: Callable[[], bool] | None = None) -> list[Path]:
-    """Predict the object's matte on every frame from roto'd keyframes, and write them as EXRs.
-
-    Args:
-        plate: the plate pattern; key_mask: the key mattes' pattern (only `key_frames` are read).
-        out: the output mattes' pattern (one channel, 'A').
-        frames: the frames to process (default every plate frame on disk); the keys must be among them.
-        Others as pipeline.inpaint.
-
-    Returns:
-        The written matte paths, in frame order.
-
-    Raises:
-        StopRequested: should_stop said so (a checkpoint was written; running again resumes).
-    """
-    cfg.validate()
-    if not key_frames:
-        raise ConfigError("no key frames given; pass --key-frames with the frames whose matte you drew, e.g. 1001")
-    plate_seq = find_sequence(plate, frames)
-    key_seq = find_sequence(key_mask, sorted(set(key_frames)))
-    out_seq = output_sequence(out, plate_seq.frames)
-    if {str(p) for p in out_seq.paths()} & {str(p) for p in plate_seq.paths() + key_seq.paths()}:
-        raise ConfigError(f"--out {out} would write over the inputs; choose another output pattern")
-    check_outputs(out_seq, overwrite)
-    torch_device = resolve_device(device)
-    keys = load_keys(load_frames(plate_seq, work_size=cfg.work_size), key_seq, mask_channel)
-    checkpoint = checkpoint or default_propagation_checkpoint(out)
-    report = on_progress or (lambda fraction: None)
-    train_share = 0.9
-
-    def on_step(step: int, fraction: float) -> bool:
-        report(train_share * fraction)
-        return bool(should_stop and should_stop())
-
-    logger.info("propagating %s preset: %d steps%s, width %d, device %s", cfg.preset, cfg.steps,
-                f" or {cfg.budget:g} min" if cfg.budget else "", cfg.width, torch_device)
-    result = fit_propagation(keys, cfg, device=torch_device, checkpoint=checkpoint, resume=resume, on_step=on_step)
-    if result.stopped:
-        raise StopRequested(f"stopped at propagation step {result.step} of {cfg.steps}; checkpoint {checkpoint}; "
-                            f"run the same command again to resume")
-    done = [0]
-
-    def on_frame(frame: int, path: Path) -> None:
-        done[0] += 1
-        report(train_share + (1 - train_share) * done[0] / len(out_seq))
-
-    written = write_mattes(result.model, keys, out_seq, cfg, device=torch_device, overwrite=overwrite,
-                           on_frame=on_frame)
-    logger.info("wrote %d mattes to %s", len(written), out)
-    return written

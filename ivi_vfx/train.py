@@ -340,6 +340,8 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
     if not shot.holes.any():
         logger.info("every matte is empty: nothing to learn, frames will be copied through")
         step = cfg.steps
+        if checkpoint:  # a render reads the job folder's model, even one that fills nothing
+            save()
     while step < cfg.steps:
         tic = time.perf_counter()
         if regularizers is not None and finetune_from < 0 and world.agree(

@@ -47,7 +47,7 @@ def test_the_bundle_passes_openjd_check_with_a_gpu_train_step_and_chunked_render
     params = {p["name"]: p.get("default") for p in doc["parameterDefinitions"]}
     assert params["Frames"] == "1001-1005" and params["ChunkSize"] == 2 and params["JobFile"] == "job.json"
     job = json.loads((bundle / "job.json").read_text())
-    assert Path(job["plate"]).is_absolute() and Path(job["checkpoint"]).is_absolute()  # for other machines
+    assert Path(job["plate"]).is_absolute() and Path(job["checkpoint_dir"]).is_absolute()  # for other machines
     values = json.loads((bundle / "parameter_values.json").read_text())["parameterValues"]
     assert {"name": "Frames", "value": "1001-1005"} in values
 

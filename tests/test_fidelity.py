@@ -14,10 +14,16 @@ import pytest
 from conftest import make_tiny_shot
 from exr_helpers import write_test_exr
 from ivi_vfx.config import TrainConfig
-from ivi_vfx.pipeline import inpaint
+from ivi_vfx.jobs import JobSpec
+from ivi_vfx.pipeline import run_job
 
 TINY = TrainConfig(preset="test", cnum=8, steps=3, batch_size=2, work_size=64, log_every=1)
 H, W, COUNT = 24, 32, 4
+
+
+def inpaint(plate: str, mask: str, out: str) -> None:
+    """The one job path, as `ivi-render inpaint` runs it, with a tiny network."""
+    run_job(JobSpec(plate=plate, mask=mask, out=out), device="cpu", existing="refuse", cfg=TINY)
 
 
 def _timecode(frame: int) -> OpenEXR.TimeCode:
@@ -53,7 +59,7 @@ def _hostile_shot(folder: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
 def test_outside_the_matte_every_half_bit_is_kept(tmp_path: Path) -> None:
     plates, mattes = _hostile_shot(tmp_path / "in")
     out = tmp_path / "out" / "clean.####.exr"
-    inpaint(str(tmp_path / "in/plate.####.exr"), str(tmp_path / "in/mask.####.exr"), str(out), TINY, device="cpu")
+    inpaint(str(tmp_path / "in/plate.####.exr"), str(tmp_path / "in/mask.####.exr"), str(out))
     for t in range(COUNT):
         f = OpenEXR.File(str(tmp_path / f"out/clean.{1001 + t:04d}.exr"), separate_channels=True)
         header, channels = f.header(), f.channels()
@@ -81,7 +87,7 @@ def test_data_window_differs_from_display_window_float_tiled(tmp_path: Path) -> 
         matte = np.zeros((30, 36, 1), np.float32)
         matte[3:27, 2:34] = shot.mattes[t][..., None]
         write_test_exr(tmp_path / f"in/mask.{f:04d}.exr", matte, channels=("A",))
-    inpaint(shot.plate, shot.mask, str(out), TINY, device="cpu")
+    inpaint(shot.plate, shot.mask, str(out))
     for t, f in enumerate(shot.frames):
         o = OpenEXR.File(str(tmp_path / f"out/clean.{f:04d}.exr"), separate_channels=True)
         header = o.header()
@@ -99,7 +105,7 @@ def test_data_window_differs_from_display_window_float_tiled(tmp_path: Path) -> 
 def test_frames_with_an_empty_matte_are_copied_through(tmp_path: Path, empty: tuple[int, ...]) -> None:
     shot = make_tiny_shot(tmp_path / "in", count=3, empty_frames=empty)
     out = tmp_path / "out" / "clean.####.exr"
-    inpaint(shot.plate, shot.mask, str(out), TINY, device="cpu")
+    inpaint(shot.plate, shot.mask, str(out))
     for t in empty:
         o = OpenEXR.File(str(tmp_path / f"out/clean.{shot.frames[t]:04d}.exr"), separate_channels=True).channels()
         for k, name in enumerate("RGB"):

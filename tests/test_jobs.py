@@ -45,12 +45,18 @@ def shot_args(shot: TinyShot, out: Path) -> list[str]:
 def test_jobspec_round_trips_through_json_and_builds_the_presets_config(tmp_path: Path) -> None:
     spec = JobSpec(plate="a/p.####.exr", mask="a/m.####.exr", out="b/c.####.exr", frames="1001-1010x2",
                    mask_channel="Y", preset="quick", steps=40, budget=0.5, work_size=64, dilate=2, seed=7,
-                   checkpoint="ck", name="sh010")
+                   checkpoint_dir="ck", name="sh010")
     path = spec.save(tmp_path / "job.json")
     assert JobSpec.load(path) == spec and JobSpec.from_dict(json.loads(path.read_text())) == spec
-    assert json.loads(path.read_text())["schema_version"] == 3
-    # Files of versions 1 (no progressive keys) and 2 (no propagation keys) read with their defaults.
-    v2 = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("track", "max_speed", "rounds")}
+    assert json.loads(path.read_text())["schema_version"] == 4
+    # Files of versions 1 (no progressive keys), 2 (no propagation keys) and 3 (the job folder named
+    # `checkpoint`, no `writes` and no other propagation keys) read with their defaults.
+    v4 = json.loads(path.read_text())
+    v3 = {k: v for k, v in v4.items() if k not in ("writes", "threshold", "object_weight", "propagate_steps",
+                                                  "propagate_budget", "propagate_work_size", "checkpoint_dir")}
+    v3["checkpoint"] = v4["checkpoint_dir"]
+    assert JobSpec.from_dict({**v3, "schema_version": 3}) == spec
+    v2 = {k: v for k, v in v3.items() if k not in ("track", "max_speed", "rounds")}
     assert JobSpec.from_dict({**v2, "schema_version": 2}) == spec
     v1 = {k: v for k, v in v2.items() if k not in ("scales", "patch_size", "scale_steps", "tile_size")}
     assert JobSpec.from_dict({**v1, "schema_version": 1}) == spec
@@ -60,7 +66,7 @@ def test_jobspec_round_trips_through_json_and_builds_the_presets_config(tmp_path
     assert spec.train_config() == preset_config("quick").rescheduled(40).replace(
         budget=0.5, work_size=64, dilate=2, seed=7)
     bare = JobSpec(plate="p.####.exr", mask="m.####.exr", out="shots/clean.####.exr")
-    assert bare.checkpoint_dir == Path("shots/.ivi/clean") and bare.job_name == "clean"
+    assert bare.folder == Path("shots/.ivi/clean") and bare.job_name == "clean"
     # No preset: the final render, in the variant of the device that trains.
     assert bare.train_config("cpu") == PRESETS["final"].cpu and bare.train_config("cuda") == PRESETS["final"].gpu
     assert bare.propagate_config("cuda").width > bare.propagate_config("cpu").width
@@ -158,6 +164,13 @@ def test_train_then_render_chunks_is_idempotent_and_matches_inpaint(tiny_shot: T
     for a, b in zip(pixels(str(out / "clean.####.exr"), tiny_shot.frames),
                     pixels(str(one / "clean.####.exr"), tiny_shot.frames)):
         assert np.array_equal(a, b)  # the chunks are the one-shot job, bit for bit
+    # inpaint leaves the same job folder, so a farm or a shell renders its frames again, bit for bit.
+    inpainted = pixels(str(one / "clean.####.exr"), tiny_shot.frames)
+    assert JobSpec.load(one / ".ivi" / "clean").mask == tiny_shot.mask
+    r = ivi("render", "--checkpoint-dir", str(one / ".ivi" / "clean"), "--overwrite", "--device", "cpu")
+    assert r.returncode == 0 and "wrote 5 frames" in r.stderr, r.stderr
+    for a, b in zip(inpainted, pixels(str(one / "clean.####.exr"), tiny_shot.frames)):
+        assert np.array_equal(a, b)
 
 
 def test_a_keyframe_job_predicts_its_mattes_when_training_and_renders_chunks_with_them(
@@ -170,10 +183,10 @@ def test_a_keyframe_job_predicts_its_mattes_when_training_and_renders_chunks_wit
     assert r.returncode == 0, r.stderr
     folder = out / ".ivi" / "clean"
     spec = JobSpec.load(folder)
-    assert (spec.mask, spec.key_frames) == (None, "1001,1005") and spec.mattes.startswith(str(folder / "mattes"))
+    assert (spec.mask, spec.key_frames) == (None, "1001,1005") and spec.fill_mask.startswith(str(folder / "mattes"))
     _, trained = load_propagation(folder / "propagate.ckpt")  # the job's propagation settings were used
     assert (spec.max_speed, spec.rounds, trained.max_speed, trained.rounds) == (0.4, 1, 0.4, 1)
-    mattes = [read_exr(spec.mattes.replace("####", str(f))) for f in tiny_shot.frames]
+    mattes = [read_exr(spec.fill_mask.replace("####", str(f))) for f in tiny_shot.frames]
     assert all(m.spec.channelnames == ("A",) for m in mattes)
     r = ivi("render", "--checkpoint-dir", str(folder), "--frames", "1002-1003", "--device", "cpu")
     assert r.returncode == 0, r.stderr

@@ -2,6 +2,7 @@
 progress lines, the job registry, and local runs of the real ivi-render through an argument list."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 
 from conftest import make_tiny_shot
 from ivi_vfx.io.exr import read_exr
-from ivi_vfx.jobs import SCHEMA_VERSION, JobSpec
+from ivi_vfx.jobs import BAKES, SCHEMA_VERSION, JobSpec
 
 PLUGIN = Path(__file__).resolve().parents[1] / "nuke_plugin"
 sys.path.insert(0, str(PLUGIN))
@@ -42,7 +43,7 @@ def knob_values(**changes: object) -> dict[str, object]:
 def test_request_from_defaults_leaves_training_to_the_preset() -> None:
     req = request.from_knob_values(knob_values(), "IVI_Inpaint3")
     assert (req.first, req.last, req.frames, req.name, req.farm) == (1001, 1005, "1001-1005", "clean", None)
-    assert (req.preset, req.steps, req.work_size, req.matte_channel, req.keyframes) == (None, None, None, "A", ())
+    assert (req.preset, req.steps, req.work_size, req.mask_channel, req.keyframes) == (None, None, None, "A", ())
 
 
 def test_request_job_file_is_a_jobspec_the_engine_loads(tmp_path: Path) -> None:
@@ -55,7 +56,27 @@ def test_request_job_file_is_a_jobspec_the_engine_loads(tmp_path: Path) -> None:
     spec = JobSpec.load(where.job_file)
     assert spec == JobSpec(plate=where.plate, mask=where.matte, out=req.out, frames="1001-1005", mask_channel="R",
                            preset="quick", steps=40, work_size=64, name="clean")
-    assert req.farm == "opencue" and where.folder == tmp_path / ODD / ".ivi" / "clean.nuke"
+    assert req.farm == "opencue" and where.folder == tmp_path / ODD / ".ivi" / "clean"
+    # One job folder: the engine's for this job file is the plugin's, which holds the bakes under nuke/.
+    assert spec.folder == where.folder and where.bakes == where.folder / BAKES
+    assert Path(where.plate).parent == where.bakes == Path(where.matte).parent
+
+
+def test_the_plugin_writes_the_jobspec_schema_the_engine_reads() -> None:
+    """Derived from the real JobSpec, so a field renamed or a version raised on either side fails here."""
+    assert request.JOB_SCHEMA_VERSION == SCHEMA_VERSION
+    fields = {f.name for f in dataclasses.fields(JobSpec)}
+    assert set(request.JOB_KEYS) <= fields, set(request.JOB_KEYS) - fields
+    every = request.from_knob_values(knob_values(**{
+        knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: "1001", knobs.MAX_SPEED: 0.03, knobs.ROUNDS: 2,
+        knobs.PRESET: "quick", knobs.STEPS: 5, knobs.WORK_SIZE: 32}))
+    for req in (every, request.from_knob_values(knob_values())):
+        written = req.job_dict("p.####.exr", "m.####.exr")
+        assert written.pop("schema_version") == SCHEMA_VERSION
+        assert set(written) <= set(request.JOB_KEYS), set(written) - set(request.JOB_KEYS)
+    # Each request field the job carries has the JobSpec field's name (one name from the knob to the field).
+    carried = {f.name for f in dataclasses.fields(request.InpaintRequest)} & fields
+    assert carried >= {"mask_channel", "preset", "steps", "work_size", "max_speed", "rounds", "out"}
 
 
 @pytest.mark.parametrize("changes, knob, fix", [

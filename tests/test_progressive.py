@@ -17,7 +17,7 @@ from ivi_vfx.io.exr import read_exr
 from ivi_vfx.io.sequence import find_sequence
 from ivi_vfx.jobs import JobSpec
 from ivi_vfx.nets.detail import DetailNet
-from ivi_vfx.pipeline import inpaint, render_job, train_job
+from ivi_vfx.pipeline import render_job, run_job, train_job
 from ivi_vfx.progressive.fill import progressive_fill
 from ivi_vfx.progressive.scales import Level, level_size, plan_scales, resample
 from ivi_vfx.shot import load_shot
@@ -127,7 +127,8 @@ def test_overscan_is_filled_and_written_like_the_rest(tmp_path: Path) -> None:
     plate, mask, _ = _write_shot(tmp_path / "in", count=2, height=80, width=128, box=(30, 50, 4, 40),
                                      data_window=origin, display_window=display)
     out = str(tmp_path / "out" / "clean.####.exr")
-    result = inpaint(plate, mask, out, TINY, device="cpu", hires=FAST, checkpoint=tmp_path / "ck.ckpt")
+    result = run_job(JobSpec(plate=plate, mask=mask, out=out, checkpoint_dir=str(tmp_path / "ck")), device="cpu",
+                     existing="refuse", cfg=TINY, hires=FAST)
     assert len(result.written) == 2
     for t, frame in enumerate((1001, 1002)):
         header, channels = read_with_openexr(tmp_path / "out" / f"clean.{frame}.exr")
@@ -167,9 +168,8 @@ def test_the_farm_trains_the_finer_scales_once_and_renders_chunks_with_them(tmp_
     render_job(spec, [1002, 1003], device="cpu")  # chunks, in any order
     render_job(spec, [1001], device="cpu")
     one = tmp_path / "one" / "clean.####.exr"
-    inpaint(plate, mask, str(one), spec.train_config("cpu"), device="cpu", hires=spec.hires_config(),
-            checkpoint=tmp_path / "one.ckpt")
-    plain = spec.replace(out=str(tmp_path / "plain" / "clean.####.exr"), checkpoint=str(spec.checkpoint_dir))
+    run_job(spec.replace(out=str(one)), device="cpu", existing="refuse")  # the one-shot job: its own folder
+    plain = spec.replace(out=str(tmp_path / "plain" / "clean.####.exr"), checkpoint_dir=str(spec.folder))
     spec.scales_path.rename(tmp_path / "kept.ckpt")
     render_job(plain, [1001], device="cpu")  # without the finer scales: the working fill scaled up
     for frame in (1001, 1002, 1003):

@@ -122,7 +122,7 @@ def test_propagate_command_writes_a_matte_per_frame_and_resumes(tmp_path: Path) 
     shot = make_object_shot(tmp_path / "shot")
     out = tmp_path / "mattes" / "matte.####.exr"
     args = ["propagate", "--plate", shot.plate, "--key-mask", shot.roto, "--key-frames", "1001", "--out", str(out),
-            "--preset", "quick", "--steps", "4", "--work-size", "32", "--device", "cpu"]
+            "--preset", "quick", "--propagate-steps", "4", "--propagate-work-size", "32", "--device", "cpu"]
     r = _ivi(*args)
     assert r.returncode == 0, r.stderr
     assert "Progress: 100%" in r.stdout
@@ -131,10 +131,10 @@ def test_propagate_command_writes_a_matte_per_frame_and_resumes(tmp_path: Path) 
         assert list(channels) == ["A"]
         if t == 0:
             assert np.array_equal(channels["A"].pixels > 0, shot.truth[0])
-    again = _ivi(*args, "--overwrite", "--steps", "6")
+    again = _ivi(*args, "--overwrite", "--propagate-steps", "6")
     assert again.returncode == 0 and "resuming propagation" in again.stderr and "step 6/6" in again.stderr
     # A checkpoint of the reference's head (an earlier IVI-VFX) is not loaded: named, and retrained afresh.
-    path = tmp_path / "mattes" / ".ivi" / "matte.propagate.ckpt"
+    path = tmp_path / "mattes" / ".ivi" / "matte" / "propagate.ckpt"
     data = torch.load(path, weights_only=False)
     del data["arch"]["head"]
     torch.save(data, path)
@@ -158,7 +158,7 @@ def test_bad_keys_are_named_and_nothing_is_written(tmp_path: Path, case: str) ->
         keys, expect = "1003", "roto"
     out = tmp_path / "mattes"
     r = _ivi("propagate", "--plate", shot.plate, "--key-mask", shot.roto, "--key-frames", keys,
-             "--out", str(out / "m.####.exr"), "--preset", "quick", "--steps", "2", "--device", "cpu")
+             "--out", str(out / "m.####.exr"), "--preset", "quick", "--propagate-steps", "2", "--device", "cpu")
     assert r.returncode == 1 and expect in r.stderr, r.stderr
     assert not list(out.glob("m.*.exr")) if out.exists() else True
 
@@ -180,12 +180,12 @@ def test_inpaint_from_key_frames_fills_the_predicted_mattes(tmp_path: Path) -> N
              "--device", "cpu", "--max-speed", "0.3", "--rounds", "1", "--track", "0.1")
     assert r.returncode == 0, r.stderr
     # The propagation options reach the first stage (its checkpoint keeps the configuration it trained with).
-    _, trained = load_propagation(out / ".ivi" / "clean.propagate.ckpt")
+    _, trained = load_propagation(out / ".ivi" / "clean" / "propagate.ckpt")
     assert (trained.max_speed, trained.rounds, trained.track) == (0.3, 1, 0.1)
     assert "stage 1 of 2" in r.stderr and "stage 2 of 2" in r.stderr
     percents = [int(line.split()[1].rstrip("%")) for line in r.stdout.splitlines() if line.startswith("Progress:")]
     assert percents == sorted(percents) and percents[-1] == 100
-    mattes = out / ".ivi" / "clean.mattes"
+    mattes = out / ".ivi" / "clean" / "mattes"
     for t, frame in enumerate(shot.frames):
         alpha = OpenEXR.File(str(out / f"clean.{frame}.exr"), separate_channels=True).channels()["A"].pixels
         predicted = OpenEXR.File(str(mattes / f"matte.{frame}.exr"), separate_channels=True).channels()["A"].pixels

@@ -8,10 +8,29 @@ then Render tasks over frame chunks that depend on it, run in any order, any num
 """
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+
 from ivi_vfx.io.sequence import compact, find_sequence
 from ivi_vfx.jobs import JobSpec
 
-FARMS = ("openjd", "opencue", "deadline")
+Writer = Callable[..., Path]
+"""write_job(spec, folder, *, chunk_size, device) -> the file to submit: every farm module has one."""
+
+FARMS: dict[str, str] = {
+    "openjd": "an Open Job Description bundle (Deadline Cloud, `openjd run`)",
+    "opencue": "OpenCue job XML (PyOutline, extra 'opencue')",
+    "deadline": "Deadline 10 CommandLine job files and submit.sh",
+}
+"""Each farm's name (its module here) and what it writes."""
+
+
+def writer(farm: str) -> Writer:
+    """The farm's write_job, imported when asked for (a farm's extra is needed only by its own jobs)."""
+    if farm not in FARMS:
+        raise ValueError(f"unknown farm {farm!r}; the farms are: {', '.join(FARMS)}")
+    return importlib.import_module(f"{__name__}.{farm}").write_job  # type: ignore[no-any-return]
 
 
 def job_frames(spec: JobSpec) -> str:

@@ -102,7 +102,7 @@ def validate(template: dict[str, Any]) -> None:
         raise ConfigError(f"the Open Job Description template is not valid: {exc}") from exc
 
 
-def write_bundle(spec: JobSpec, folder: Path, *, chunk_size: int = 10, device: str = "auto") -> Path:
+def write_job(spec: JobSpec, folder: Path, *, chunk_size: int = 10, device: str = "auto") -> Path:
     """Write the job bundle into `folder` (created); returns the template's path.
 
     The bundle can be run locally (`openjd run DIR/template.json --step Render --run-dependencies`)

@@ -60,8 +60,8 @@ def start(node: Any) -> Job:
     try:
         bake(node, req, where)
     except RuntimeError as exc:  # nuke.execute's failure: a missing input, a disk that cannot be written
-        REGISTRY.fail(job, f"baking the inputs into {where.folder} failed: {exc}")
-        raise RuntimeError(f"baking the inputs into {where.folder} failed: {exc}; check both inputs are "
+        REGISTRY.fail(job, f"baking the inputs into {where.bakes} failed: {exc}")
+        raise RuntimeError(f"baking the inputs into {where.bakes} failed: {exc}; check both inputs are "
                            f"connected and the folder can be written") from exc
     where.job_file.write_text(json.dumps(req.job_dict(where.plate, where.matte), indent=2) + "\n")
     argv = commands.submit_command(exe, req, where) if req.farm else commands.local_command(exe, req, where)
@@ -107,7 +107,7 @@ def bake(node: Any, req: request.InpaintRequest, where: paths.JobPaths) -> None:
 
     The Writes stay disabled outside this call, so rendering the script never runs them.
     """
-    where.folder.mkdir(parents=True, exist_ok=True)
+    where.bakes.mkdir(parents=True, exist_ok=True)
     jobs = [(knobs.WRITE_PLATE, where.plate, [(req.first, req.last)]),
             (knobs.WRITE_MATTE, where.matte, [(f, f) for f in req.keyframes] or [(req.first, req.last)])]
     for name, pattern, ranges in jobs:

@@ -1,8 +1,10 @@
 """Where a Render press puts its files, and whether a result is on disk.
 
-Everything goes beside the output, so that a farm node that sees the output folder also sees the
-baked inputs: ``<out dir>/.ivi/<name>.nuke/`` holds ``plate.####.exr``, ``matte.####.exr``,
-``job.json`` and the farm bundle ``farm/``.
+Everything goes into the job's folder beside the output, the one that ivi-render uses for the
+same job (ivi_vfx/jobs.py: ``.ivi/<name>/``), so that a farm node that sees the output folder also
+sees the baked inputs: ``<out dir>/.ivi/<name>/`` holds ``job.json``, the bakes under ``nuke/``
+(``plate.####.exr``, ``matte.####.exr``), the farm bundle ``farm/``, and what ivi-render writes
+there itself (the checkpoints).
 """
 from __future__ import annotations
 
@@ -20,6 +22,9 @@ class JobPaths:
     """The files of one request."""
 
     folder: Path
+    """The job folder (JobSpec.folder of the job file written here)."""
+    bakes: Path
+    """The baked inputs' folder inside it (ivi_vfx.jobs.BAKES)."""
     plate: str
     """Baked plate pattern (``####``: both Nuke's Write and ivi-render read it)."""
     matte: str
@@ -29,10 +34,11 @@ class JobPaths:
 
 
 def job_paths(request: InpaintRequest) -> JobPaths:
-    """The bake folder and its files for a request."""
-    folder = Path(request.out).parent / ".ivi" / f"{request.name}.nuke"
-    return JobPaths(folder=folder, plate=str(folder / "plate.####.exr"), matte=str(folder / "matte.####.exr"),
-                    job_file=folder / "job.json", bundle=folder / "farm")
+    """The job folder and its files for a request."""
+    folder = Path(request.out).parent / ".ivi" / request.name
+    bakes = folder / "nuke"
+    return JobPaths(folder=folder, bakes=bakes, plate=str(bakes / "plate.####.exr"),
+                    matte=str(bakes / "matte.####.exr"), job_file=folder / "job.json", bundle=folder / "farm")
 
 
 def frame_path(pattern: str, frame: int) -> str:

@@ -2,9 +2,9 @@
 
 Plain Python (no nuke, no engine): it validates the values with messages that name the knob and
 the fix, and turns them into the JobSpec JSON that `ivi-render run` and `ivi-render submit` read.
-The JobSpec's schema is ivi_vfx/jobs.py; we write the same keys here instead of importing it,
-because Nuke's Python has neither the engine nor its dependencies (tests load what we write with
-the real JobSpec).
+The JobSpec's schema is ivi_vfx/jobs.py; we write its keys here instead of importing it, because
+Nuke's Python has neither the engine nor its dependencies. The tests hold JOB_KEYS and
+JOB_SCHEMA_VERSION against the real JobSpec's fields and version, so the two cannot drift apart.
 """
 from __future__ import annotations
 
@@ -15,8 +15,11 @@ from typing import Any, Mapping
 
 from . import knobs
 
-JOB_SCHEMA_VERSION = 3
-"""ivi_vfx.jobs.SCHEMA_VERSION at the time of writing: the JobSpec keys below are version 3's."""
+JOB_SCHEMA_VERSION = 4
+"""ivi_vfx.jobs.SCHEMA_VERSION at the time of writing (a test checks they are equal)."""
+JOB_KEYS = ("plate", "mask", "key_mask", "key_frames", "out", "frames", "mask_channel", "name", "preset", "steps",
+            "work_size", "max_speed", "rounds")
+"""Every JobSpec key that `InpaintRequest.job_dict` may write (a test checks each is a JobSpec field)."""
 
 FRAME_TOKEN = re.compile(r"#+|%0?\d*d|@+")
 
@@ -40,8 +43,8 @@ class InpaintRequest:
     """A keyframe matte's object speed (share of the frame per frame); None: no limit."""
     rounds: int | None = None
     """A keyframe matte's self-training rounds; None: none."""
-    matte_channel: str = "A"
-    """EXR channel of the baked matte: A, R, G or B."""
+    mask_channel: str = "A"
+    """EXR channel of the baked matte: A, R, G or B (JobSpec.mask_channel)."""
     preset: str | None = None
     steps: int | None = None
     work_size: int | None = None
@@ -73,7 +76,7 @@ class InpaintRequest:
         if self.uses_keyframes:
             matte = {"key_mask": mask, "key_frames": ",".join(map(str, self.keyframes))}
         data: dict[str, Any] = {"schema_version": JOB_SCHEMA_VERSION, "plate": plate, **matte,
-                                "out": self.out, "frames": self.frames, "mask_channel": self.matte_channel,
+                                "out": self.out, "frames": self.frames, "mask_channel": self.mask_channel,
                                 "name": self.name}
         # Unset values stay out of the file, so the preset decides them where the job runs; the
         # propagation's only go into a keyframe job (a matte-sequence job refuses them).
@@ -155,7 +158,7 @@ def from_knob_values(values: Mapping[str, Any], node_name: str = "IVI_Inpaint1")
         keyframes=parse_key_frames(str(values[knobs.KEY_FRAMES]), first, last) if keyed else (),
         max_speed=_optional_share(values, knobs.MAX_SPEED) if keyed else None,
         rounds=_optional_int(values, knobs.ROUNDS, 1) if keyed else None,
-        matte_channel=knobs.CHANNEL_TO_EXR[channel],
+        mask_channel=knobs.CHANNEL_TO_EXR[channel],
         preset=None if preset == "auto" else preset,
         steps=_optional_int(values, knobs.STEPS, 1),
         work_size=_optional_int(values, knobs.WORK_SIZE, 16),
