@@ -116,8 +116,8 @@ def test_the_coarse_prior_reaches_the_finest_scale(tmp_path: Path) -> None:
 
 def test_auto_keeps_the_working_resolution_path_on_small_plates(tiny_shot) -> None:
     shot = load_shot(find_sequence(tiny_shot.plate), find_sequence(tiny_shot.mask), work_size=16)
-    assert progressive.prepare(shot, _Flat(0.0), HiresConfig(), torch.device("cpu")) is None
-    assert progressive.prepare(shot, _Flat(0.0), None, torch.device("cpu")) is None
+    assert progressive.fit_levels(shot, HiresConfig().for_device("cpu"), torch.device("cpu")) == []
+    assert progressive.fit_levels(shot, HiresConfig(scales="off").for_device("cpu"), torch.device("cpu")) == []
 
 
 def test_overscan_is_filled_and_written_like_the_rest(tmp_path: Path) -> None:

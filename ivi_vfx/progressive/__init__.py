@@ -38,16 +38,16 @@ Modules (each depends only on those above it):
 - patches.py: training: the matte neighbourhoods kept per scale, boundary-aware patches, and one
   DetailNet trained per scale (`fit_levels`).
 - fill.py: inference: the working-resolution prior, each scale over its tiles, the composite
-  (`Progressive`), and `prepare` (train, then render).
+  (`Progressive`).
 - store.py: the trained scales' file (scales.ckpt): `save_levels`, `load_levels`, `levels_current`.
 
-This package's face is the six names below, which pipeline.py uses (`progressive.<name>`); other
+This package's face is the five names below, which pipeline.py uses (`progressive.<name>`); other
 names are imported from their modules.
 """
 from __future__ import annotations
 
-from ivi_vfx.progressive.fill import Progressive, prepare
+from ivi_vfx.progressive.fill import Progressive
 from ivi_vfx.progressive.patches import fit_levels
 from ivi_vfx.progressive.store import levels_current, load_levels, save_levels
 
-__all__ = ["Progressive", "fit_levels", "levels_current", "load_levels", "prepare", "save_levels"]
+__all__ = ["Progressive", "fit_levels", "levels_current", "load_levels", "save_levels"]

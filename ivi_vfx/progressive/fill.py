@@ -2,7 +2,7 @@
 
 `coarse_fill` is the generator's fill (the first prior); `_run_level` fills one scale over the
 tiles that touch its hole (tiles.py); `progressive_fill` runs every scale for a frame; `Progressive`
-is the render.Compose that composites it; `prepare` trains the scales a shot needs and returns it.
+is the render.Compose that composites it.
 """
 from __future__ import annotations
 
@@ -15,9 +15,8 @@ from ivi_vfx import tiles
 from ivi_vfx.config import HiresConfig
 from ivi_vfx.io.exr import ExrImage
 from ivi_vfx.nets import Generator
-from ivi_vfx.progressive.patches import fit_levels
 from ivi_vfx.progressive.scales import Box, Level, data_box, display_box, plate_rgb, read_matte_over, resample, to_level
-from ivi_vfx.render import Compose, composite_region
+from ivi_vfx.render import composite_region
 from ivi_vfx.shot import Shot
 
 
@@ -132,18 +131,3 @@ class Progressive:
         matte, fill, box = progressive_fill(self.model, self.levels, self.shot, original, frame, self.cfg,
                                             self.device)
         return composite_region(original, fill, matte, box)
-
-
-def prepare(shot: Shot, model: Generator, cfg: HiresConfig | None, device: torch.device) -> Compose | None:
-    """Train the finer scales a shot needs and return what renders it with them; None when it needs none.
-
-    With `cfg` None or 'off', or 'auto' on a plate not much larger than the working size, nothing
-    is trained and None keeps the working-resolution renderer.
-    """
-    if cfg is None:
-        return None
-    resolved = cfg.for_device(device.type)
-    levels = fit_levels(shot, resolved, device)
-    if not levels:
-        return None
-    return Progressive(model=model, levels=levels, shot=shot, cfg=resolved, device=device)
