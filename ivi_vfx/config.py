@@ -244,14 +244,14 @@ class HiresConfig(JsonConfig):
     scales: str = "auto"
     """'auto' (on when the plate is at least `min_ratio` times the working size), 'off', a number of
     finer scales ('2'), or their sizes as fractions of the full resolution, ending with 1 ('0.25,0.5,1')."""
-    patch: int = 0
+    patch_size: int = 0
     """Side of the square training patches at each finer scale, in pixels; 0: 64 on a CPU, 128 on a GPU."""
-    tile: int = 0
+    tile_size: int = 0
     """Side of the inference tiles' cores, in pixels; 0: 384 on a CPU, 1024 on a GPU. Memory (host or GPU)
     of a tile grows with its square, never with the plate."""
     overlap: int = 32
     """Pixels that neighbouring tiles share and blend over."""
-    steps: int = 0
+    scale_steps: int = 0
     """Training steps of each finer scale; 0: 300 on a CPU, 2000 on a GPU."""
     budget: float = 0.0
     """Most minutes of training for each finer scale; 0: no limit, except with automatic steps on a CPU,
@@ -278,10 +278,11 @@ class HiresConfig(JsonConfig):
         return [
             (_valid_scales(self.scales), "scales must be 'auto', 'off', a count such as 2, or fractions of the "
                                          "full resolution ending with 1 such as 0.25,0.5,1"),
-            (self.patch == 0 or self.patch >= 16, "patch must be 0 (auto) or at least 16 pixels"),
+            (self.patch_size == 0 or self.patch_size >= 16, "patch_size must be 0 (auto) or at least 16 pixels"),
             (self.overlap >= 0, "overlap must be 0 or more pixels"),
-            (self.tile == 0 or self.tile > max(self.overlap, 16), "tile must be 0 (auto) or larger than overlap and 16"),
-            (self.steps >= 0 and self.budget >= 0, "steps and budget must be 0 (auto) or more"),
+            (self.tile_size == 0 or self.tile_size > max(self.overlap, 16),
+             "tile_size must be 0 (auto) or larger than overlap and 16"),
+            (self.scale_steps >= 0 and self.budget >= 0, "scale_steps and budget must be 0 (auto) or more"),
             (self.batch_size >= 1 and self.width >= 4, "batch_size must be at least 1 and width at least 4"),
             (self.lr > 0, "lr must be positive"),
             (0.0 <= self.boundary_share <= 1.0, "boundary_share must lie between 0 and 1"),
@@ -289,13 +290,21 @@ class HiresConfig(JsonConfig):
             (self.log_every >= 1, "log_every must be at least 1"),
         ]
 
+    RENAMED = {"patch": "patch_size", "tile": "tile_size", "steps": "scale_steps"}
+    """Fields of scales.ckpt files before they were named as their options (--patch-size ...)."""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HiresConfig:
+        """JsonConfig.from_dict, reading the earlier field names too."""
+        return super().from_dict({cls.RENAMED.get(k, k): v for k, v in data.items()})
+
     def for_device(self, device: str) -> HiresConfig:
         """A copy with the automatic (0) sizes and lengths chosen for `device` ('cpu', 'cuda', ...)."""
         gpu = on_gpu(device)
         return dataclasses.replace(
-            self, patch=self.patch or (128 if gpu else 64), tile=self.tile or (1024 if gpu else 384),
-            steps=self.steps or (2000 if gpu else 300),
-            budget=self.budget or (2.0 if not gpu and not self.steps else 0.0))
+            self, patch_size=self.patch_size or (128 if gpu else 64), tile_size=self.tile_size or (1024 if gpu else 384),
+            scale_steps=self.scale_steps or (2000 if gpu else 300),
+            budget=self.budget or (2.0 if not gpu and not self.scale_steps else 0.0))
 
 
 def _valid_scales(text: str) -> bool:

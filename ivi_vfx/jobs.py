@@ -226,8 +226,8 @@ class JobSpec:
 
     def hires_config(self) -> HiresConfig:
         """The progressive high-resolution settings (automatic sizes stay 0 until a device is known)."""
-        return HiresConfig(scales=self.scales or "auto", patch=self.patch_size or 0, steps=self.scale_steps or 0,
-                           tile=self.tile_size or 0).validate()
+        return HiresConfig(scales=self.scales or "auto", patch_size=self.patch_size or 0,
+                           scale_steps=self.scale_steps or 0, tile_size=self.tile_size or 0).validate()
 
     def train_config(self, device: str = "cpu") -> TrainConfig:
         """The fill's configuration: the preset (or the device's default), then this job's changes."""

@@ -176,7 +176,7 @@ def _train(spec: JobSpec, plate: FrameSequence, *, device: str, resume: bool, re
         if world.is_main:
             # The job as trained, with what was decided here: the frames on disk and the preset.
             spec.replace(frames=compact(plate.frames), preset=cfg.preset).save(spec.folder / JOB_FILE)
-        shot = load_shot(plate, mask, work_size=cfg.work_size, matte_channel=spec.fill_mask_channel,
+        shot = load_shot(plate, mask, work_size=cfg.work_size, mask_channel=spec.fill_mask_channel,
                          dilate=cfg.dilate)
         result = _fit(shot, cfg, device=torch_device, checkpoint=spec.model_path, resume=resume,
                       report=(lambda f: report(share + (1 - share) * f)) if world.is_main else None,
@@ -324,7 +324,7 @@ def _render(spec: JobSpec, frames: list[int] | None, *, device: str, overwrite: 
     else:
         plate = find_sequence(spec.plate, todo)
         shot = load_shot(plate, find_sequence(spec.fill_mask, todo), work_size=int(data["config"]["work_size"]),
-                         matte_channel=shot_data["matte_channel"], dilate=int(shot_data["dilate"]),
+                         mask_channel=shot_data["mask_channel"], dilate=int(shot_data["dilate"]),
                          shaper=Shaper(**data["shaper"]))
     if list(shot.geometry.full) != list(shot_data["full"]):
         raise ShapeError(f"{spec.plate} is {shot.geometry.full[1]}x{shot.geometry.full[0]} but "

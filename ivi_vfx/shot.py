@@ -89,7 +89,7 @@ class Shot:
     Attributes:
         plate: the plate sequence on disk.
         mattes: the matte sequence on disk.
-        matte_channel: the matte's channel name.
+        mask_channel: the matte's channel name.
         dilate: matte growth in full-resolution pixels.
         geometry: full, working and padded sizes.
         shaper: the shot's scene-linear <-> network-domain mapping.
@@ -100,7 +100,7 @@ class Shot:
 
     plate: FrameSequence
     mattes: FrameSequence
-    matte_channel: str
+    mask_channel: str
     dilate: int
     geometry: Geometry
     shaper: Shaper
@@ -125,10 +125,10 @@ class Shot:
 
     def full_matte(self, frame: int) -> np.ndarray:
         """(H, W) bool matte of one frame over the plate's display window, binarised and dilated."""
-        return read_matte(read_exr(self.mattes.path(frame)), self.matte_channel, self.dilate)
+        return read_matte(read_exr(self.mattes.path(frame)), self.mask_channel, self.dilate)
 
 
-def matte_channel_of(image: ExrImage, requested: str | None) -> str:
+def mask_channel_of(image: ExrImage, requested: str | None) -> str:
     """The channel that holds the matte: the one asked for, else 'A', else the file's only channel."""
     names = image.channel_names
     if requested is not None:
@@ -161,7 +161,7 @@ def read_plate_rgb(image: ExrImage) -> np.ndarray:
     return image.display(RGB)
 
 
-def load_shot(plate: FrameSequence, mattes: FrameSequence, *, work_size: int, matte_channel: str | None = None,
+def load_shot(plate: FrameSequence, mattes: FrameSequence, *, work_size: int, mask_channel: str | None = None,
               dilate: int = 0, shaper: Shaper | None = None) -> Shot:
     """Read every frame of a plate and its mattes, check they agree, and build the working-resolution shot.
 
@@ -186,7 +186,7 @@ def load_shot(plate: FrameSequence, mattes: FrameSequence, *, work_size: int, ma
                 f"{matte_image.path} is {matte_full[1]}x{matte_full[0]} but its plate {plate.path(frame)} is "
                 f"{geometry.full[1]}x{geometry.full[0]}; give a matte in the plate's format (Reformat it to the plate)"
             )
-        channel = channel or matte_channel_of(matte_image, matte_channel)
+        channel = channel or mask_channel_of(matte_image, mask_channel)
         matte = torch.from_numpy(read_matte(matte_image, channel, dilate)).float()[None, None]
         hole_frames.append(masks.downsample(matte, geometry.work)[0])
     assert channel is not None  # a FrameSequence is never empty
@@ -194,14 +194,14 @@ def load_shot(plate: FrameSequence, mattes: FrameSequence, *, work_size: int, ma
     logger.info("shot: %d frames %dx%d, working %dx%d (padded %dx%d), matte channel %s, hole %.1f%% of pixels",
                 len(plate), geometry.full[1], geometry.full[0], geometry.work[1], geometry.work[0],
                 geometry.padded[1], geometry.padded[0], channel, 100 * float(holes.mean()))
-    return Shot(plate=plate, mattes=mattes, matte_channel=channel, dilate=dilate, geometry=geometry,
+    return Shot(plate=plate, mattes=mattes, mask_channel=channel, dilate=dilate, geometry=geometry,
                 shaper=frames.shaper, images=frames.images, holes=holes.contiguous(), valid=frames.valid)
 
 
 def shot_path_summary(shot: Shot) -> dict[str, object]:
     """Where a shot came from, as plain data for checkpoints and logs."""
     return {"plate": shot.plate.pattern, "mattes": shot.mattes.pattern, "frames": list(shot.frames),
-            "matte_channel": shot.matte_channel, "dilate": shot.dilate, "full": list(shot.geometry.full),
+            "mask_channel": shot.mask_channel, "dilate": shot.dilate, "full": list(shot.geometry.full),
             "work": list(shot.geometry.work), "folder": str(Path(shot.plate.pattern).parent)}
 
 

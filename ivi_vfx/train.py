@@ -425,6 +425,8 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
 def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[Generator, dict]:
     """The trained generator of a checkpoint (eval mode) and the checkpoint's other contents."""
     data = ckpt.load(path, map_location=device)
+    if "matte_channel" in data["shot"]:  # checkpoints before IVI-VFX named the option's field so
+        data["shot"]["mask_channel"] = data["shot"].pop("matte_channel")
     model = build_generator(int(data["arch"]["cnum"])).to(device)
     model.load_state_dict(data["model"])
     model.eval()

@@ -23,7 +23,7 @@ from ivi_vfx.progressive.scales import Level, level_size, plan_scales, resample
 from ivi_vfx.shot import load_shot
 
 TINY = TrainConfig(preset="test", cnum=8, steps=2, batch_size=2, work_size=16, log_every=1)
-FAST = HiresConfig(scales="2", patch=16, tile=24, overlap=6, steps=3, batch_size=2, width=4)
+FAST = HiresConfig(scales="2", patch_size=16, tile_size=24, overlap=6, scale_steps=3, batch_size=2, width=4)
 OBJECT = (0.9, 0.05, 0.05)
 
 

@@ -12,7 +12,7 @@ from ivi_vfx import masks
 from ivi_vfx.errors import ConfigError, ShapeError
 from ivi_vfx.io.exr import read_exr
 from ivi_vfx.io.sequence import FrameSequence
-from ivi_vfx.shot import Frames, matte_channel_of, read_matte
+from ivi_vfx.shot import Frames, mask_channel_of, read_matte
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class Keys:
         return digest.hexdigest()[:16]
 
 
-def load_keys(frames: Frames, key_mattes: FrameSequence, matte_channel: str | None = None) -> Keys:
+def load_keys(frames: Frames, key_mattes: FrameSequence, mask_channel: str | None = None) -> Keys:
     """Read the key mattes (binarised > 0) and bring them to the plate's working resolution.
 
     Raises:
@@ -65,7 +65,7 @@ def load_keys(frames: Frames, key_mattes: FrameSequence, matte_channel: str | No
         if size != geometry.full:
             raise ShapeError(f"{image.path} is {size[1]}x{size[0]} but the plate is {geometry.full[1]}x"
                              f"{geometry.full[0]}; give a key matte in the plate's format")
-        matte = read_matte(image, matte_channel_of(image, matte_channel), 0)
+        matte = read_matte(image, mask_channel_of(image, mask_channel), 0)
         if not matte.any():
             raise ConfigError(f"{image.path}: the key matte is empty; roto the object on this frame or leave "
                               f"the frame out of --key-frames")

@@ -49,7 +49,7 @@ def _run_level(level: Level, prior: torch.Tensor, prior_box: Box, canvas: Box, p
     """
     height, width = level.size
     halo = level.net.radius
-    chosen = tiles.touching(tiles.grid(height, width, cfg.tile, cfg.overlap, halo), hole)
+    chosen = tiles.touching(tiles.grid(height, width, cfg.tile_size, cfg.overlap, halo), hole)
     if not chosen:
         return None
 

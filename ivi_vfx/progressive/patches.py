@@ -169,7 +169,7 @@ def fit_level(crops: list[Crop], patch: int, step: float, cfg: HiresConfig, leve
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sampler = PatchSampler(crops, patch, step, cfg, np.random.default_rng(cfg.seed + 101 * level))
     started, running = time.perf_counter(), []
-    for i in range(1, cfg.steps + 1):
+    for i in range(1, cfg.scale_steps + 1):
         target, prior, masked, hole, weight = (t.to(device) for t in sampler.draw())
         out = net(prior, masked, hole)
         # L1 where the network fills and the truth is known; mean over those pixels' channels.
@@ -179,16 +179,16 @@ def fit_level(crops: list[Crop], patch: int, step: float, cfg: HiresConfig, leve
         optimizer.step()
         running.append(float(loss.detach()))
         if should_stop and should_stop():
-            raise StopRequested(f"stopped while training finer scale {level} (step {i} of {cfg.steps}); "
+            raise StopRequested(f"stopped while training finer scale {level} (step {i} of {cfg.scale_steps}); "
                                 f"run the same command again to finish")
         elapsed = time.perf_counter() - started
         out_of_budget = cfg.budget > 0 and elapsed * (i + 1) / i > cfg.budget * 60.0
-        if i % cfg.log_every == 0 or i == cfg.steps or out_of_budget:
-            logger.info("scale %d step %d/%d loss %.4f %.3f s/step", level, i, cfg.steps,
+        if i % cfg.log_every == 0 or i == cfg.scale_steps or out_of_budget:
+            logger.info("scale %d step %d/%d loss %.4f %.3f s/step", level, i, cfg.scale_steps,
                         sum(running) / len(running), elapsed / i)
             running = []
         if out_of_budget:
-            logger.info("scale %d: the budget of %g min is spent at step %d of %d", level, cfg.budget, i, cfg.steps)
+            logger.info("scale %d: the budget of %g min is spent at step %d of %d", level, cfg.budget, i, cfg.scale_steps)
             break
     net.eval()
     return net
@@ -211,8 +211,8 @@ def fit_levels(shot: Shot, cfg: HiresConfig, device: torch.device,
     # The working scale relative to the canvas: the prior's own resolution.
     work_scale = shot.geometry.work[1] / shot.geometry.full[1]
     logger.info("progressive: %d finer scale(s) %s over %dx%d, patches %d px, tiles %d px",
-                len(scales), ", ".join(f"{s:.3f}" for s in scales), w, h, cfg.patch, cfg.tile)
-    crops = collect_crops(shot, scales, cfg.patch)
+                len(scales), ", ".join(f"{s:.3f}" for s in scales), w, h, cfg.patch_size, cfg.tile_size)
+    crops = collect_crops(shot, scales, cfg.patch_size)
     levels = []
     for k, scale in enumerate(scales):
         coarser = scales[k - 1] if k else work_scale
@@ -220,7 +220,7 @@ def fit_levels(shot: Shot, cfg: HiresConfig, device: torch.device,
         if not crops[k]:
             net = DetailNet(cfg.width).to(device).eval()  # every matte is empty: the prior as it is
         else:
-            net = fit_level(crops[k], cfg.patch, scale / coarser, cfg, k + 1, device, should_stop)
+            net = fit_level(crops[k], cfg.patch_size, scale / coarser, cfg, k + 1, device, should_stop)
         crops[k] = []  # free this scale's patches before the next
         levels.append(Level(scale=scale, size=size, net=net))
     return levels

@@ -120,7 +120,7 @@ def display_box(image: ExrImage) -> Box:
 def read_matte_over(shot: Shot, frame: int, window: tuple[int, int, int, int]) -> np.ndarray:
     """(h, w) bool matte of a frame over `window` (x, y, w, h abs): binarised and dilated as shot.read_matte."""
     image = read_exr(shot.mattes.path(frame))
-    matte = torch.from_numpy(np.nan_to_num(image.over((shot.matte_channel,), window)[..., 0], nan=0.0))
+    matte = torch.from_numpy(np.nan_to_num(image.over((shot.mask_channel,), window)[..., 0], nan=0.0))
     return masks.dilate(masks.binarize(matte), shot.dilate).numpy() > 0
 
 
