@@ -10,7 +10,7 @@ import torch
 
 from ivi_vfx import masks
 from ivi_vfx.config import PropagateConfig
-from ivi_vfx.io.exr import output_spec, read_exr, write_exr
+from ivi_vfx.io.exr import output_spec, read_header, write_exr
 from ivi_vfx.io.sequence import FrameSequence
 from ivi_vfx.mattes.keys import Keys
 from ivi_vfx.mattes.tracking import bounded_region, predicted, tracked
@@ -63,11 +63,11 @@ def write_mattes(model: UNet, keys: Keys, out: FrameSequence, cfg: PropagateConf
     written = []
     for frame in out.frames:
         keep = None if kept is None else kept[keys.frames.index(frame)]
-        matte = predict_matte(model, keys, frame, cfg, device, keep)
-        spec = output_spec(read_exr(keys.frames.plate.path(frame)).spec, ("A",))
+        written_matte = predict_matte(model, keys, frame, cfg, device, keep)
+        spec = output_spec(read_header(keys.frames.plate.path(frame)), ("A",))  # the header; no pixels decoded
         spec.x, spec.y, spec.width, spec.height = spec.full_x, spec.full_y, spec.full_width, spec.full_height
         path = out.path(frame)
-        write_exr(path, matte[..., None].astype(np.float32), spec, overwrite=overwrite)
+        write_exr(path, written_matte[..., None].astype(np.float32), spec, overwrite=overwrite)
         written.append(path)
         if on_frame is not None:
             on_frame(frame, path)
