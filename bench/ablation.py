@@ -98,7 +98,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=400, help="reconstruction-only steps, shared by every variant")
     ap.add_argument("--finetune", type=int, default=150, help="fine-tune steps of each variant")
     ap.add_argument("--variants", default="none,restart,ambiguity,stab-reference,stab-paper,stabilize,both")
-    ap.add_argument("--work-size", type=int, default=256, help="working resolution's longest side (final preset on a CPU: 256)")
+    ap.add_argument("--work-size", type=int, default=256,
+                    help="working resolution's longest side (final preset on a CPU: 256)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/ivi_ablation"))
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     ap.add_argument("--one", nargs=3, metavar=("CLIP", "JOB_FOLDER", "OUT"), help=argparse.SUPPRESS)
@@ -124,7 +125,8 @@ def main() -> None:
             tic = time.perf_counter()
             child = [sys.executable, __file__, "--one", str(clip), str(stage1), str(a.work / name / "stage1"),
                      "--steps", str(a.steps), "--finetune", "0", "--variant", "none", "--work-size", str(a.work_size)]
-            first = json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+            done_first = subprocess.run(child, check=True, capture_output=True, text=True)
+            first = json.loads(done_first.stdout.splitlines()[-1])
             print(f"{name}: stage 1, {a.steps} steps, {time.perf_counter() - tic:.0f} s", file=sys.stderr, flush=True)
             pattern = str(a.work / name / "stage1" / "clean.####.exr")
             motion, grain[name] = fill_motion(clip, pattern)
@@ -156,7 +158,8 @@ def main() -> None:
             done.write_text(json.dumps(result))
             rows.append({"clip": name, **result})
             print(f"{name}: {variant} done in {got['seconds']:.0f} s", file=sys.stderr, flush=True)
-    print(f"\nstage 1: {a.steps} reconstruction steps (final preset's CPU network at up to {a.work_size} px, shared by all "
+    print(f"\nstage 1: {a.steps} reconstruction steps (final preset's CPU network at up to {a.work_size} px, "
+          f"shared by all "
           f"variants); then {a.finetune} steps per variant\n")
     print("| shot | variant | hole PSNR | SSIM | flicker | fill motion | fine-tune s/step | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|")

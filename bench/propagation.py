@@ -10,7 +10,8 @@ resolution against the truth: recall (share of true object pixels covered, what 
 removal) and IoU. The key frame, which keeps the user's roto, is left out of the means.
 
 usage: python bench/propagation.py [--shots pan_astronaut,bmx-trees] [--preset final] [--propagate-steps N]
-                                   [--propagate-budget MIN] [--propagate-work-size PIXELS] [--dilate PIXELS] [--track SHARE] [--max-speed SHARE]
+                                   [--propagate-budget MIN] [--propagate-work-size PIXELS] [--dilate PIXELS]
+                                   [--track SHARE] [--max-speed SHARE]
                                    [--rounds N] [--object-weight W] [--threshold T] [--seeds 0,1,2]
                                    [--key-erode PIXELS] [--keys 0,79] [--work /tmp/ivi_propagation]
 With several --seeds, each shot runs once per seed and a summary row gives the mean and the range
@@ -71,7 +72,8 @@ def _key(matte: np.ndarray, erode: int) -> np.ndarray:
 
 
 def pan_astronaut(work: Path, erode: int = 0, keys: tuple[int, ...] = (0,)) -> tuple[str, str, list[np.ndarray]]:
-    """(plate pattern, key pattern, true mattes) of the public shot, with key mattes written for frames 1001 + `keys`."""
+    """(plate pattern, key pattern, true mattes) of the public shot, with key mattes written for frames
+    1001 + `keys`."""
     clips = work / "clips"
     if not (clips / "pan_astronaut" / "mask.1001.exr").exists():
         subprocess.run([sys.executable, str(SHARED / "bench" / "clips.py"), str(clips), "pan_astronaut"], check=True,
@@ -151,7 +153,8 @@ def main() -> None:
         out = a.work / f"{name}_mattes" / "matte.####.exr"
         runs = []
         for seed in seeds:
-            cmd = [str(exe), "propagate", "--plate", plate, "--key-mask", key, "--key-frames", key_frames, "--out", str(out),
+            cmd = [str(exe), "propagate", "--plate", plate, "--key-mask", key, "--key-frames", key_frames,
+                   "--out", str(out),
                    "--preset", a.preset, "--overwrite", "--no-resume", "--device", "cpu", "--seed", str(seed), *options]
             print("$", " ".join(shlex.quote(c) for c in cmd), file=sys.stderr, flush=True)
             tic = time.perf_counter()
@@ -179,7 +182,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for name, count, (h, w), seeds_run, runs in rows:
         for seed, (steps, seconds, rec, worst, iou) in zip(seeds_run, runs):
-            print(f"| {name} | {count} | {w}x{h} | {seed} | {steps} | {seconds:.0f} | {rec:.3f} | {worst:.3f} | {iou:.3f} |")
+            print(f"| {name} | {count} | {w}x{h} | {seed} | {steps} | {seconds:.0f} | {rec:.3f} | {worst:.3f} "
+                  f"| {iou:.3f} |")
         if len(runs) > 1:
             cols = np.array(runs, dtype=float).T
             cells = [f"{col.mean():{fmt}} ({col.min():{fmt}}-{col.max():{fmt}})"

@@ -10,8 +10,8 @@ Columns: steps/s; megapixels/s (working pixels of the batch per second, batch * 
 configurations at other sizes compare); hole megapixels/s (pixels per second inside the step's
 input holes whose truth is known and carries loss: the pixels that teach filling, which crops
 around the matte keep while they drop the frame far from it); the share of the step in data
-preparation, forward (with the loss) and backward (with the optimiser step); CPU seconds per step (sum over threads: on a
-shared machine it says how much work a step is, where wall time says how long it waited too);
+preparation, forward (with the loss) and backward (with the optimiser step); CPU seconds per step
+(sum over threads: on a shared machine it says how much work a step is, where wall time says how long it waited too);
 peak host RSS; CUDA peak memory on CUDA; the first step's extra seconds (compilation and
 warm-up); the ratios of steps/s, megapixels/s and hole megapixels/s to the reference's.
 
@@ -232,7 +232,8 @@ def table(rows: list[dict], base: str) -> str:
     ref = next((r for r in rows if r["name"] == base), rows[0])
     cuda = any("cuda_peak_mb" in r for r in rows)
     head = ["config", "net", "batch x h x w", "dtype", "layout", "compile", "threads", "steps/s", "Mpx/s",
-            "hole Mpx/s", "data / fwd / bwd %", "CPU s/step", "first step +s", "peak RSS MB"] + (["CUDA peak MB"] if cuda else []) + [
+            "hole Mpx/s", "data / fwd / bwd %", "CPU s/step", "first step +s", "peak RSS MB"]
+    head += (["CUDA peak MB"] if cuda else []) + [
             f"x {base}: steps/s", "Mpx/s", "hole Mpx/s", "step s per round"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -242,7 +243,8 @@ def table(rows: list[dict], base: str) -> str:
         cells = [r["name"], f"cnum {r['cnum']}", f"{r['batch']} x {r['size'][0]} x {r['size'][1]}", r["dtype"],
                  "NHWC" if r["channels_last"] else "NCHW", "yes" if r["compile"] else "no",
                  f"{r['threads']}{' fd' if r['flush_denormal'] else ''}", f"{1 / r['step_s']:.3f}",
-                 f"{r['mpix_s']:.3f}", f"{r['hole_mpix_s']:.4f}", f"{100 * r['data']:.0f} / {100 * r['forward']:.0f} / {100 * r['backward']:.0f}",
+                 f"{r['mpix_s']:.3f}", f"{r['hole_mpix_s']:.4f}",
+                 f"{100 * r['data']:.0f} / {100 * r['forward']:.0f} / {100 * r['backward']:.0f}",
                  f"{r['cpu_s']:.2f}", f"{r['first_extra_s']:.1f}", f"{r['rss_mb']:.0f}"]
         cells += [f"{r['cuda_peak_mb']:.0f}"] if cuda else []
         cells += [f"{ref['step_s'] / r['step_s']:.2f}", f"{r['mpix_s'] / ref['mpix_s']:.2f}",
@@ -253,7 +255,8 @@ def table(rows: list[dict], base: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", default="main", help="comma-separated: main (reference, optimised), switches, slow (bf16, compile), presets, all")
+    parser.add_argument("--configs", default="main", help="comma-separated: main (reference, optimised), switches, "
+                                                          "slow (bf16, compile), presets, all")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--work-size", type=int, default=600, help="working size of the reference (600: 600x320)")
     parser.add_argument("--batch", type=int, default=5, help="batch of the reference and runtime configurations")

@@ -42,6 +42,7 @@ def demo(folder: Path, steps: int, device: str, overwrite: bool) -> None:
             for kind, pattern in (("plate", shot.plate), ("clean", spec.out), ("truth", shot.truth))}
     picture = folder / "before_after.png"
     demo_shot.write_before_after(picture, [[p[..., :3] for p in read["plate"]], [p[..., :3] for p in read["clean"]]])
-    psnr = np.mean([demo_shot.hole_psnr(c[..., :3], t[..., :3], c[..., 3]) for c, t in zip(read["clean"], read["truth"])])
+    psnr = np.mean([demo_shot.hole_psnr(c[..., :3], t[..., :3], c[..., 3])
+                    for c, t in zip(read["clean"], read["truth"])])
     click.echo(f"plate:  {shot.plate}\nmatte:  {shot.mask}\nclean:  {spec.out}\npicture: {picture} "
                f"(top: plate, bottom: clean plate)\nhole PSNR against the truth on the pictured frames: {psnr:.2f} dB")

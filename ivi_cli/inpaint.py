@@ -13,14 +13,14 @@ from .progress import job_run, quality_note
 
 _FINAL = PRESETS["final"]
 
-HELP = """Fill the matte of a plate sequence and write the clean plate (alpha = the matte).
+HELP = f"""Fill the matte of a plate sequence and write the clean plate (alpha = the matte).
 
 The matte is a sequence (--mask), or is predicted for every frame from the object's roto on a
 few key frames (--key-mask with --key-frames), in which case alpha is the predicted matte.
 Such a keyframe job runs two stages: mask propagation (the --propagate-* options, --threshold,
 --object-weight, --track, --max-speed, --rounds), then the fill (--steps, --budget, --work-size
-and the rest). With the final preset on a CPU it spends up to {propagate:g} minutes on the
-first and {fill:g} on the second, then renders.
+and the rest). With the final preset on a CPU it spends up to {_FINAL.propagate_cpu.budget:g} minutes on the
+first and {_FINAL.cpu.budget:g} on the second, then renders.
 
 The job folder (.ivi/<name>/ beside the output, or --checkpoint-dir) keeps job.json and the
 checkpoints: the same command resumes a stopped run, and `ivi-render render --checkpoint-dir`
@@ -34,7 +34,7 @@ Examples:
                      --key-frames 1001,1060 --out sh010/clean.####.exr
   ivi-render inpaint --plate sh020/plate_4k.####.exr --mask sh020/roto.####.exr \\
                      --out sh020/clean.####.exr --scales 2 --tile-size 512
-""".format(propagate=_FINAL.propagate_cpu.budget, fill=_FINAL.cpu.budget)
+"""
 
 
 @click.command(help=HELP)

@@ -76,7 +76,8 @@ def quality_note(fit: object) -> str:
     estimate = getattr(fit, "estimate_db", None)
     if estimate is None:
         return ""
-    return f", quality estimate {estimate:.1f} dB hole PSNR" + (" (converged)" if getattr(fit, "converged", False) else "")
+    converged = " (converged)" if getattr(fit, "converged", False) else ""
+    return f", quality estimate {estimate:.1f} dB hole PSNR{converged}"
 
 
 @contextmanager

@@ -302,7 +302,8 @@ class HiresConfig(JsonConfig):
         """A copy with the automatic (0) sizes and lengths chosen for `device` ('cpu', 'cuda', ...)."""
         gpu = on_gpu(device)
         return dataclasses.replace(
-            self, patch_size=self.patch_size or (128 if gpu else 64), tile_size=self.tile_size or (1024 if gpu else 384),
+            self, patch_size=self.patch_size or (128 if gpu else 64),
+            tile_size=self.tile_size or (1024 if gpu else 384),
             scale_steps=self.scale_steps or (2000 if gpu else 300),
             budget=self.budget or (2.0 if not gpu and not self.scale_steps else 0.0))
 

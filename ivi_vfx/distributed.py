@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import timedelta
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch

@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ivi_vfx.config import (HiresConfig, PropagateConfig, TrainConfig, preset_config,
-                            propagate_config)
+from ivi_vfx.config import HiresConfig, PropagateConfig, TrainConfig, preset_config, propagate_config
 from ivi_vfx.errors import ConfigError
 from ivi_vfx.io.sequence import parse_frames
 

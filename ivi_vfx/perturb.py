@@ -6,14 +6,15 @@ rotation U[-1, 1] degree, zoom U[0.97, 1.03], shear U[-1, 1] degree on each axis
 here the pivot is the frame's centre. The paper's text also names a brightness change and a blur,
 which its code lacks; both are here, each switchable.
 
-Our addition, the matte's own jitter: the hole of the second pass also reaches U[-2, 2] px
-further, one way on each axis, over a picture that does not move with it. The reference's g moves picture and hole together, as a camera shake does,
-so it teaches a fill that follows the picture; it never shows the network a hole whose outline
-changes over a picture that stays put, which is what a roto or an object that barely moves does
-from frame to frame. On such a shot (deficient_coffee) the whole frame-to-frame change of the
-fill comes from the change of the hole's outline: with one fixed matte for every frame, the fill
-moves 0.0001 per frame, against 0.004 with the shot's own mattes (bench/ablation.py). The jitter
-makes the term ask for a fill that does not depend on exactly where the hole's edge lies.
+Our addition, the matte's own jitter: the hole of the second pass also reaches U[-2, 2] px further,
+one way on each axis, over a picture that does not move with it. The reference's g moves picture and
+hole together, as a camera shake does, so it teaches a fill that follows the picture; it never shows
+the network a hole whose outline changes over a picture that stays put, which is what a roto or an
+object that barely moves does from frame to frame. On such a shot (deficient_coffee) the whole
+frame-to-frame change of the fill comes from the change of the hole's outline: with one fixed matte
+for every frame, the fill moves 0.0001 per frame, against 0.004 with the shot's own mattes
+(bench/ablation.py). The jitter makes the term ask for a fill that does not depend on exactly where
+the hole's edge lies.
 
 Brightness is an offset in the network domain: the shaper is logarithmic above its toe, so an
 offset there is an exposure change in scene-linear light (U[-0.03, 0.03] is about +-0.1 stop on a
@@ -127,7 +128,8 @@ def draw(batch: int, size: tuple[int, int], rng: torch.Generator, *, affine: boo
         tx, ty, rot, hx, hy, zoom = (torch.zeros_like(tx),) * 5 + (torch.ones_like(zoom),)
     theta = torch.stack([_affine(height, width, *p) for p in zip(tx, ty, rot, zoom, hx, hy)])
     # Drawn whether or not it is used, so switching it leaves the other draws (and a resume) alike.
-    mx, my = _uniform(rng, batch, -MATTE_SHIFT_PX, MATTE_SHIFT_PX), _uniform(rng, batch, -MATTE_SHIFT_PX, MATTE_SHIFT_PX)
+    mx = _uniform(rng, batch, -MATTE_SHIFT_PX, MATTE_SHIFT_PX)
+    my = _uniform(rng, batch, -MATTE_SHIFT_PX, MATTE_SHIFT_PX)
     matte_theta = None
     if matte:
         # The hole samples the already-warped picture's grid at a further shift: theta composed with it.

@@ -18,8 +18,8 @@ import ivi_nuke  # noqa: E402
 from ivi_nuke import gizmo, knobs  # noqa: E402
 
 GIZMO = parse(ROOT / "gizmos" / f"{knobs.GIZMO_CLASS}.gizmo")
-TYPES = {knobs.FIRST_FRAME: 3, knobs.LAST_FRAME: 3, knobs.MATTE_MODE: 4, knobs.KEY_FRAMES: 1, knobs.MAX_SPEED: 7, knobs.ROUNDS: 3,
-         knobs.MATTE_CHANNEL: 4,
+TYPES = {knobs.FIRST_FRAME: 3, knobs.LAST_FRAME: 3, knobs.MATTE_MODE: 4, knobs.KEY_FRAMES: 1, knobs.MAX_SPEED: 7,
+         knobs.ROUNDS: 3, knobs.MATTE_CHANNEL: 4,
          knobs.PRESET: 4, knobs.STEPS: 3, knobs.WORK_SIZE: 3, knobs.OUTPUT: 2, knobs.RUN_ON: 4, knobs.RESUME: 6,
          knobs.EXECUTABLE: 1, knobs.GIZMO_VERSION: 1, knobs.STATUS: 26, knobs.SHOW_RESULT: 6}
 """The knob type each name must have: what gizmo.py's value() and setValue() expect of it."""

@@ -24,8 +24,8 @@ sys.path[:0] = [str(TESTS / "fake_nuke"), str(ROOT / "nuke_plugin")]
 
 import nuke  # noqa: E402  (the fake)
 
-from ivi_nuke import commands, gizmo, knobs, paths, registry, startup  # noqa: E402
 import ivi_nuke  # noqa: E402
+from ivi_nuke import commands, gizmo, knobs, paths, registry, startup  # noqa: E402
 
 ODD = "it's a \"shot\" with spaces"
 

@@ -30,9 +30,9 @@ def knob_values(**changes: object) -> dict[str, object]:
     """The gizmo's defaults as gizmo.knob_values reads them, with some changed."""
     values: dict[str, object] = {
         knobs.FIRST_FRAME: 1001, knobs.LAST_FRAME: 1005, knobs.MATTE_MODE: "matte sequence",
-        knobs.KEY_FRAMES: "", knobs.MAX_SPEED: 0.0, knobs.ROUNDS: 0, knobs.MATTE_CHANNEL: "alpha", knobs.PRESET: "auto", knobs.STEPS: 0,
-        knobs.WORK_SIZE: 0, knobs.OUTPUT: "/shots/sh010/clean.####.exr", knobs.RUN_ON: "this machine",
-        knobs.RESUME: True, knobs.EXECUTABLE: "", knobs.GIZMO_VERSION: "3"}
+        knobs.KEY_FRAMES: "", knobs.MAX_SPEED: 0.0, knobs.ROUNDS: 0, knobs.MATTE_CHANNEL: "alpha",
+        knobs.PRESET: "auto", knobs.STEPS: 0, knobs.WORK_SIZE: 0, knobs.OUTPUT: "/shots/sh010/clean.####.exr",
+        knobs.RUN_ON: "this machine", knobs.RESUME: True, knobs.EXECUTABLE: "", knobs.GIZMO_VERSION: "3"}
     assert set(values) == set(knobs.READ_KNOBS)
     values.update(changes)
     return values
@@ -89,8 +89,10 @@ def test_the_plugin_writes_the_jobspec_schema_the_engine_reads() -> None:
     ({knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: "1001 2000"}, knobs.KEY_FRAMES, "outside"),
     ({knobs.STEPS: -3}, knobs.STEPS, "0 for the preset's"),
     ({knobs.WORK_SIZE: 8}, knobs.WORK_SIZE, "at least 16"),
-    ({knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: "1001", knobs.MAX_SPEED: 1.5}, knobs.MAX_SPEED, "e.g. 0.03"),
-    ({knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: "1001", knobs.ROUNDS: -1}, knobs.ROUNDS, "0 for the preset's"),
+    ({knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: "1001", knobs.MAX_SPEED: 1.5}, knobs.MAX_SPEED,
+     "e.g. 0.03"),
+    ({knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: "1001", knobs.ROUNDS: -1}, knobs.ROUNDS,
+     "0 for the preset's"),
     ({knobs.PRESET: "ultra"}, knobs.PRESET, "create the node again"),
     ({knobs.GIZMO_VERSION: "0"}, "IVI_Inpaint1", "create the node again"),
 ])

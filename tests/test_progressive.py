@@ -130,7 +130,7 @@ def test_overscan_is_filled_and_written_like_the_rest(tmp_path: Path) -> None:
     result = run_job(JobSpec(plate=plate, mask=mask, out=out, checkpoint_dir=str(tmp_path / "ck")), device="cpu",
                      existing="refuse", cfg=TINY, hires=FAST)
     assert len(result.written) == 2
-    for t, frame in enumerate((1001, 1002)):
+    for frame in (1001, 1002):
         header, channels = read_with_openexr(tmp_path / "out" / f"clean.{frame}.exr")
         (x0, y0), (x1, y1) = header["dataWindow"]
         assert (x0, y0, x1 + 1 - x0, y1 + 1 - y0) == (-16, -8, 128, 80)

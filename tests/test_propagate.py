@@ -16,11 +16,11 @@ from exr_helpers import write_test_exr
 from ivi_vfx.config import PRESET_NAMES, PropagateConfig, propagate_config
 from ivi_vfx.errors import CheckpointError
 from ivi_vfx.io.sequence import find_sequence
-from ivi_vfx.nets.unet import build_unet
 from ivi_vfx.mattes.fitting import fit_propagation, load_propagation
 from ivi_vfx.mattes.keys import load_keys
 from ivi_vfx.mattes.sampling import PasteSampler, weighted_bce
 from ivi_vfx.mattes.writing import predict_matte
+from ivi_vfx.nets.unet import build_unet
 from ivi_vfx.shot import load_frames
 
 TINY = PropagateConfig(preset="test", width=8, steps=250, batch_size=4, lr=1e-3, work_size=64, log_every=40,
@@ -194,5 +194,6 @@ def test_inpaint_from_key_frames_fills_the_predicted_mattes(tmp_path: Path) -> N
             assert np.array_equal(alpha > 0, shot.truth[0])
     usage = _ivi("inpaint", "--plate", shot.plate, "--key-mask", shot.roto, "--out", str(out / "x.####.exr"))
     assert usage.returncode == 2 and "--key-mask with --key-frames" in usage.stderr
-    usage = _ivi("inpaint", "--plate", shot.plate, "--mask", shot.roto, "--rounds", "2", "--out", str(out / "x.####.exr"))
+    usage = _ivi("inpaint", "--plate", shot.plate, "--mask", shot.roto, "--rounds", "2",
+                 "--out", str(out / "x.####.exr"))
     assert usage.returncode == 2 and "give them with --key-mask" in usage.stderr

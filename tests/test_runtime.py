@@ -62,7 +62,7 @@ def test_a_bf16_channels_last_step_gives_finite_losses_close_to_fp32s_and_keeps_
         assert fast[name] == pytest.approx(value, rel=0.03), name
     assert all(p.dtype == torch.float32 for p in fast_model.parameters())
     # The step moved the weights as fp32's did, to within bf16's rounding of the gradients' direction.
-    for a, b in zip(ref_model.parameters(), fast_model.parameters()):
+    for b in fast_model.parameters():
         assert torch.isfinite(b).all()
     moved = sum(float((a - b).abs().sum()) for a, b in zip(ref_model.parameters(), _model(FP32).parameters()))
     differ = sum(float((a - b).abs().sum()) for a, b in zip(ref_model.parameters(), fast_model.parameters()))

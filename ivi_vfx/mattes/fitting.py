@@ -189,7 +189,8 @@ def fit_propagation(keys: Keys, cfg: PropagateConfig, *, device: str | torch.dev
             break
         if on_step is not None and on_step(step, min(fraction, 1.0)) and not last:
             if checkpoint:
-                ckpt.save(Path(checkpoint), _payload(cfg, keys, model, optimizer, rng, step, sampler.unknown, rounds_done))
+                ckpt.save(Path(checkpoint),
+                          _payload(cfg, keys, model, optimizer, rng, step, sampler.unknown, rounds_done))
             stopped = True
             break
     model.eval()

@@ -21,8 +21,17 @@ from ivi_vfx.config import HiresConfig
 from ivi_vfx.errors import StopRequested
 from ivi_vfx.io.exr import read_exr, read_header
 from ivi_vfx.nets.detail import DetailNet
-from ivi_vfx.progressive.scales import (Box, Level, level_hole, level_size, matte_bounds, plan_scales, plate_rgb,
-                                        read_matte_over, resample)
+from ivi_vfx.progressive.scales import (
+    Box,
+    Level,
+    level_hole,
+    level_size,
+    matte_bounds,
+    plan_scales,
+    plate_rgb,
+    read_matte_over,
+    resample,
+)
 from ivi_vfx.shot import Shot
 
 logger = logging.getLogger(__name__)
@@ -188,7 +197,8 @@ def fit_level(crops: list[Crop], patch: int, step: float, cfg: HiresConfig, leve
                         sum(running) / len(running), elapsed / i)
             running = []
         if out_of_budget:
-            logger.info("scale %d: the budget of %g min is spent at step %d of %d", level, cfg.budget, i, cfg.scale_steps)
+            logger.info("scale %d: the budget of %g min is spent at step %d of %d", level, cfg.budget, i,
+                        cfg.scale_steps)
             break
     net.eval()
     return net

@@ -9,9 +9,10 @@ JOB_SCHEMA_VERSION against the real JobSpec's fields and version, so the two can
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from . import knobs
 

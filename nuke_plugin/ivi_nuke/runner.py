@@ -41,7 +41,8 @@ class LocalRun:
         self.cancelled = False
 
     def start(self) -> LocalRun:
-        """Start the process and its reader thread; OSError (no such executable) is raised here, on the caller's thread."""
+        """Start the process and its reader thread; OSError (no such executable) is raised here, on the
+        caller's thread."""
         self.process = subprocess.Popen(  # noqa: S603  (an argument list: no shell, paths pass as they are)
             self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             text=True, bufsize=1, env=dict(self.env) if self.env is not None else None, cwd=self.cwd)
