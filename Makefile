@@ -1,6 +1,7 @@
 # Set-up and everyday commands. Each target builds its own virtual environment in .venv.
 #   make demo   the main job on a built-in shot (writes ivi_demo/, prints where)
 #   make test   the test suite (what CI runs)
+#   make lint   ruff, then mypy (configured in pyproject.toml)
 # On a GPU machine, put your CUDA build of torch in first: make venv TORCH=torch  (or pip install it into .venv)
 
 PYTHON ?= python3
@@ -9,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test quality clean
+.PHONY: venv demo test lint quality clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +25,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # The quality harness of ../shared/bench on the public shots (slow: up to 10 minutes a shot on a CPU).
 quality: $(STAMP)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from ivi_vfx.errors import ConfigError
 
@@ -408,7 +408,17 @@ class PropagateConfig(JsonConfig):
 # The final one trains on 96 px crops around the matte: 2.2x the steps of whole 192x108 frames in
 # the same time, which took fixed_rocket from 21.36 to 23.03 dB at 10 minutes (64 px crops, with
 # too little context around the hole, fell to 18.52).
-_CPU = dict(cnum=32, batch_size=2, work_size=256, log_every=50, checkpoint_every=200)
+class _CpuTrain(TypedDict, total=False):
+    """The TrainConfig fields the CPU variants share (and the quick one partly overrides)."""
+
+    cnum: int
+    batch_size: int
+    work_size: int
+    log_every: int
+    checkpoint_every: int
+
+
+_CPU = _CpuTrain(cnum=32, batch_size=2, work_size=256, log_every=50, checkpoint_every=200)
 
 PRESETS: dict[str, Preset] = {
     "quick": Preset(
@@ -416,7 +426,7 @@ PRESETS: dict[str, Preset] = {
         "at up to 192 px for 3 minutes of training on a CPU; the paper's network at up to 600 px for "
         "5 minutes on a GPU. A keyframe job first predicts its mattes for up to 2 minutes on a CPU "
         "(a 12-wide U-Net at 192 px), 3 on a GPU.",
-        cpu=TrainConfig(preset="quick", **_CPU | dict(cnum=24, work_size=192, log_every=25, checkpoint_every=100),
+        cpu=TrainConfig(preset="quick", **_CPU | _CpuTrain(cnum=24, work_size=192, log_every=25, checkpoint_every=100),
                         steps=10_000, budget=3.0),
         gpu=TrainConfig(preset="quick", steps=10_000, budget=5.0),
         propagate_cpu=PropagateConfig(preset="quick", width=12, steps=200, budget=2.0, work_size=192, log_every=25,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 import torch
 from torch import nn
@@ -62,7 +62,19 @@ def compute_dtype(device: str | torch.device, precision: str) -> torch.dtype:
     return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
-def prepare_model(model: nn.Module, device: str | torch.device, cfg: RuntimeConfig) -> nn.Module:
+_M = TypeVar("_M", bound=nn.Module)
+
+
+def to_memory_format(model: _M, memory_format: torch.memory_format) -> _M:
+    """model.to(memory_format=...): the same object, its 4-D parameters and buffers in that layout.
+
+    nn.Module.to takes memory_format at run time; torch's type stubs list only device, dtype and
+    tensor, hence the cast.
+    """
+    return cast(_M, cast(Any, model).to(memory_format=memory_format))
+
+
+def prepare_model(model: _M, device: str | torch.device, cfg: RuntimeConfig) -> _M:
     """Move `model` to `device` in the configured memory layout, compiled when asked; the same object.
 
     channels_last stores every 4-D parameter as NHWC (the values, names and shapes are unchanged,
@@ -71,7 +83,7 @@ def prepare_model(model: nn.Module, device: str | torch.device, cfg: RuntimeConf
     """
     model = model.to(device)
     if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = to_memory_format(model, torch.channels_last)
     if cfg.compile:
         model.compile()
     return model

@@ -135,9 +135,9 @@ def run_tiled(fn: Callable[[Tile], np.ndarray], tiles: Sequence[Tile], height: i
         rows, cols = tile.inner
         weight = blend_weight(tile, height, width, overlap)
         y0, y1, x0, x1 = tile.core
-        dst = (slice(y0 - by0, y1 - by0), slice(x0 - bx0, x1 - bx0))
-        total[(slice(None), *dst)] += out[:, rows, cols] * weight
-        weight_sum[dst] += weight
+        ys, xs = slice(y0 - by0, y1 - by0), slice(x0 - bx0, x1 - bx0)
+        total[:, ys, xs] += out[:, rows, cols] * weight
+        weight_sum[ys, xs] += weight
     # Pixels of the bounds that no core covers (between two non-adjacent tiles) keep weight 0 and value 0.
     np.divide(total, weight_sum, out=total, where=weight_sum > 0)
     return (by0, by1, bx0, bx1), total

@@ -219,9 +219,9 @@ class Regularizers:
             amb = losses.anti_ambiguity(images, refined, weight, self.encoder, cfg.context_positions)
             terms["ambiguity"] = cfg.ambiguity_weight * amb
         if cfg.stabilization_weight > 0:
-            g = perturb.draw(images.shape[0], tuple(images.shape[-2:]), self.rng, affine=cfg.stabilize_affine,
-                             brightness=cfg.stabilize_brightness, blur=cfg.stabilize_blur,
-                             matte=cfg.stabilize_matte)
+            g = perturb.draw(images.shape[0], (images.shape[-2], images.shape[-1]), self.rng,
+                             affine=cfg.stabilize_affine, brightness=cfg.stabilize_brightness,
+                             blur=cfg.stabilize_blur, matte=cfg.stabilize_matte)
             moved = g.image(images)
             with runtime.autocast(images.device, cfg):
                 coarse_g, refined_g = model(runtime.prepare_input(moved, cfg), g.hole(holes))
@@ -324,6 +324,7 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
     converged = plateau = False
 
     def save() -> None:
+        assert checkpoint is not None  # called only under `if checkpoint`
         payload = _payload(cfg, shot, model, optimizer, rng, step, finetune_from, world, rule)
         if world.is_main:
             ckpt.save(checkpoint, payload)
@@ -417,7 +418,7 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
             break
     # Rendering runs the model as load_model builds it (NCHW, fp32), so that a one-shot render and
     # a farm render of the same checkpoint give the same bits.
-    model = model.to(memory_format=torch.contiguous_format).eval()
+    model = runtime.to_memory_format(model, torch.contiguous_format).eval()
     return FitResult(model=model, step=step, stopped=stopped, out_of_budget=out_of_budget, losses=running,
                      seconds=time.perf_counter() - started, converged=converged, validation=rule)
 

@@ -30,7 +30,7 @@ def writer(farm: str) -> Writer:
     """The farm's write_job, imported when asked for (a farm's extra is needed only by its own jobs)."""
     if farm not in FARMS:
         raise ValueError(f"unknown farm {farm!r}; the farms are: {', '.join(FARMS)}")
-    return importlib.import_module(f"{__name__}.{farm}").write_job  # type: ignore[no-any-return]
+    return importlib.import_module(f"{__name__}.{farm}").write_job
 
 
 def job_frames(spec: JobSpec) -> str:

@@ -32,9 +32,10 @@ class DetailNet(nn.Module):
         super().__init__()
         layers: list[nn.Module] = [GatedConv(7, 2 * width, k=5)]
         layers += [GatedConv(width, 2 * width, k=3, rate=r) for r in self.RATES]
-        layers += [GatedConv(width, 3, k=3, gated=False)]
+        head = GatedConv(width, 3, k=3, gated=False)
+        layers += [head]
         self.body = nn.Sequential(*layers)
-        nn.init.zeros_(layers[-1].conv.weight)
+        nn.init.zeros_(head.conv.weight)
 
     @property
     def radius(self) -> int:

@@ -22,6 +22,7 @@ weights are frozen, gradients flow to the input.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -30,15 +31,17 @@ from torch import nn
 from ivi_vfx.errors import ConfigError
 
 # VGG19's `features` up to relu4_2 (torchvision indices 0..22): widths, "M" = 2x2 max-pool.
-_VGG19_TO_RELU4_2 = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512]
+_VGG19_TO_RELU4_2: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512]
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
+
+_F = TypeVar("_F", bound="_Frozen")
 
 
 class _Frozen(nn.Module):
     """An encoder whose weights never train (they are not parameters of the generator's optimiser)."""
 
-    def freeze(self) -> _Frozen:
+    def freeze(self: _F) -> _F:
         for p in self.parameters():
             p.requires_grad_(False)
         return self.eval()
@@ -62,6 +65,7 @@ class RandomPatchEncoder(_Frozen):
             if isinstance(conv, nn.Conv2d):
                 fan_in = conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
                 conv.weight.data = torch.randn(conv.weight.shape, generator=rng) * (2.0 / fan_in) ** 0.5
+                assert conv.bias is not None  # built with bias=True (the default)
                 conv.bias.data.zero_()
         self.freeze()
 
@@ -71,6 +75,9 @@ class RandomPatchEncoder(_Frozen):
 
 class VGG19Encoder(_Frozen):
     """VGG19 `features[:23]` (relu4_2), torchvision layout: (B, 3, H, W) -> (B, 512, H/8, W/8)."""
+
+    mean: torch.Tensor  # buffers (register_buffer below)
+    std: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()

@@ -43,6 +43,7 @@ class GatedConv(nn.Module):
                               padding=(eff - 1) // 2 if self.inner_pad else 0)
         self.k, self.stride, self.rate, self.act, self.gated = k, stride, rate, act, gated
         nn.init.xavier_uniform_(self.conv.weight)  # Keras glorot_uniform
+        assert self.conv.bias is not None  # built with bias=True (the default)
         nn.init.zeros_(self.conv.bias)
 
     @property
@@ -81,8 +82,9 @@ def _chain(cin: int, specs: list[tuple]) -> nn.Sequential:
     """Build a sequence of gated layers from (kind, cnum, k, stride, rate[, act]) tuples, tracking widths."""
     layers: list[nn.Module] = []
     for kind, cnum, *rest in specs:
+        layer: nn.Module
         if kind == "up":
-            layer: nn.Module = GatedUp(cin, cnum)
+            layer = GatedUp(cin, cnum)
             cin = layer.conv.out_channels
         else:
             k, stride, rate, *act = rest

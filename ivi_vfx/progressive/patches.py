@@ -159,11 +159,11 @@ class PatchSampler:
             owns.append(own)
         target = torch.from_numpy(np.stack(targets))
         hole = torch.from_numpy(np.stack(holes))[:, None].float()
-        own = torch.from_numpy(np.stack(owns))[:, None].float()
+        owned = torch.from_numpy(np.stack(owns))[:, None].float()
         small = (max(1, round(self.size[0] / self.step)), max(1, round(self.size[1] / self.step)))
         prior = F.interpolate(F.interpolate(target, size=small, mode="bilinear", antialias=True, align_corners=False),
                               size=self.size, mode="bilinear", align_corners=False)
-        return target, prior, target * (1.0 - hole), hole, hole * (1.0 - own)
+        return target, prior, target * (1.0 - hole), hole, hole * (1.0 - owned)
 
 
 def fit_level(crops: list[Crop], patch: int, step: float, cfg: HiresConfig, level: int,

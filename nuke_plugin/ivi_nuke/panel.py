@@ -9,21 +9,29 @@ thread.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-try:  # qtpy picks whichever binding is importable; Nuke does not ship qtpy, so fall back to the bindings
+if TYPE_CHECKING:  # checked against qtpy's view of the bindings (the test extra's: PySide6)
     from qtpy import QtCore, QtWidgets
-except ImportError:  # pragma: no cover (depends on the Nuke version)
-    try:
-        from PySide6 import QtCore, QtWidgets
-    except ImportError:
-        from PySide2 import QtCore, QtWidgets
+else:
+    try:  # qtpy picks whichever binding is importable; Nuke does not ship qtpy, so fall back to the bindings
+        from qtpy import QtCore, QtWidgets
+    except ImportError:  # pragma: no cover (depends on the Nuke version)
+        try:
+            from PySide6 import QtCore, QtWidgets
+        except ImportError:
+            from PySide2 import QtCore, QtWidgets
 
 from .registry import LOG_TAIL, REGISTRY, Job, JobRegistry
 
 COLUMNS = ("job", "node", "where", "progress", "state")
 PROGRESS_COLUMN = COLUMNS.index("progress")
 STATE_COLUMN = COLUMNS.index("state")
+
+# The enums by their unscoped names (Qt.UserRole), as Nuke's PySide2 spells them; PySide6 accepts them
+# too at run time, but its type stubs know only the scoped names (Qt.ItemDataRole.UserRole), hence Any.
+_Qt = cast(Any, QtCore.Qt)
+_View = cast(Any, QtWidgets.QAbstractItemView)
 
 
 class MainThreadPoster(QtCore.QObject):
@@ -33,7 +41,7 @@ class MainThreadPoster(QtCore.QObject):
 
     def __init__(self, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
-        self.posted.connect(lambda fn, args: fn(*args), QtCore.Qt.QueuedConnection)
+        self.posted.connect(lambda fn, args: fn(*args), _Qt.QueuedConnection)
 
     def __call__(self, fn: Callable[..., Any], args: tuple[Any, ...] = ()) -> None:
         self.posted.emit(fn, tuple(args))
@@ -56,9 +64,9 @@ class JobsPanel(QtWidgets.QWidget):
 
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS), self)
         self.table.setHorizontalHeaderLabels([c.capitalize() for c in COLUMNS])
-        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectRows)
-        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SingleSelection)
-        self.table.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
+        self.table.setSelectionBehavior(_View.SelectRows)
+        self.table.setSelectionMode(_View.SingleSelection)
+        self.table.setEditTriggers(_View.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.log = QtWidgets.QPlainTextEdit(self)
@@ -98,13 +106,14 @@ class JobsPanel(QtWidgets.QWidget):
 
     def _row_of(self, job_id: int) -> int | None:
         for row in range(self.table.rowCount()):
-            if self.table.item(row, 0).data(QtCore.Qt.UserRole) == job_id:
+            item = self.table.item(row, 0)
+            if item is not None and item.data(_Qt.UserRole) == job_id:
                 return row
         return None
 
     def _on_changed(self, job: Job | None) -> None:
         row = None if job is None else self._row_of(job.id)
-        if row is None:
+        if job is None or row is None:
             self.refresh()
             return
         self._fill_row(row, job)
@@ -134,7 +143,7 @@ class JobsPanel(QtWidgets.QWidget):
                 self.table.setItem(row, column, item)
             item.setText(text)
             item.setToolTip(job.out if column == 0 else text)
-            item.setData(QtCore.Qt.UserRole, job.id)
+            item.setData(_Qt.UserRole, job.id)
         bar = self.table.cellWidget(row, PROGRESS_COLUMN)
         if not isinstance(bar, QtWidgets.QProgressBar):
             bar = QtWidgets.QProgressBar()
@@ -152,7 +161,10 @@ class JobsPanel(QtWidgets.QWidget):
         rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
         if not rows:
             return None
-        job_id = self.table.item(rows[0].row(), 0).data(QtCore.Qt.UserRole)
+        item = self.table.item(rows[0].row(), 0)
+        if item is None:
+            return None
+        job_id = item.data(_Qt.UserRole)
         try:
             return self.registry.get(job_id)
         except KeyError:
