@@ -109,12 +109,9 @@ def run_job(spec: JobSpec, *, device: str = "auto", resume: bool = True, overwri
         written = predict_mattes(spec, plate, device=device, resume=resume, overwrite=overwrite,
                                  report=report, should_stop=should_stop)
         return JobResult(written=written)
-    out = output_sequence(spec.out, plate.frames)
-    _check_not_inputs(out, plate)
-    if existing == "refuse":
-        check_outputs(out, overwrite)
+    out = _outputs(spec, plate, refuse=existing == "refuse", overwrite=overwrite)
     again = "run the same command again with --overwrite to finish" if existing == "refuse" else None
-    trained = _train(spec, plate, device=device, resume=resume, report=lambda f: report(TRAIN_SHARE * f),
+    trained = _train(spec, plate, out, device=device, resume=resume, report=lambda f: report(TRAIN_SHARE * f),
                      should_stop=should_stop, cfg=cfg, hires=hires)
     if not is_main_process():
         return JobResult(fit=trained.fit)
@@ -144,21 +141,37 @@ def train_job(spec: JobSpec, *, device: str = "auto", resume: bool = True, on_pr
             a render reads the checkpoints' own).
     """
     plate = find_sequence(spec.plate, spec.frame_list())
-    return _train(spec, plate, device=device, resume=resume, report=on_progress or _silent,
+    out = _outputs(spec, plate, refuse=False, overwrite=False)
+    return _train(spec, plate, out, device=device, resume=resume, report=on_progress or _silent,
                   should_stop=should_stop, cfg=cfg, hires=hires).fit
 
 
-def _train(spec: JobSpec, plate: FrameSequence, *, device: str, resume: bool, report: Report,
-           should_stop: StopPoll | None, cfg: TrainConfig | None, hires: HiresConfig | None) -> _Trained:
-    """train_job over the plate's frames as found on disk."""
+def _outputs(spec: JobSpec, plate: FrameSequence, *, refuse: bool, overwrite: bool) -> FrameSequence:
+    """The clean plate's frames, checked before any training: not over the plate, in a folder that can be
+    written (a render would fail later), and with `refuse`, none on disk unless `overwrite`."""
+    _needs_fill(spec, "train")
+    out = output_sequence(spec.out, plate.frames)
+    _check_not_inputs(out, plate)
+    if refuse:
+        check_outputs(out, overwrite)  # checks the folder too
+    else:
+        check_writable(out.path(out.frames[0]).parent)
+    return out
+
+
+def _needs_fill(spec: JobSpec, what: str) -> None:
+    """ConfigError for a job that writes mattes alone, which has no fill to `what`."""
     if spec.writes != "clean":
-        raise ConfigError(f"the job {spec.job_name!r} writes mattes, and has no fill to train; run it with "
+        raise ConfigError(f"the job {spec.job_name!r} writes mattes, and has no fill to {what}; run it with "
                           f"`ivi-render run` (or `ivi-render propagate`)")
+
+
+def _train(spec: JobSpec, plate: FrameSequence, out: FrameSequence, *, device: str, resume: bool, report: Report,
+           should_stop: StopPoll | None, cfg: TrainConfig | None, hires: HiresConfig | None) -> _Trained:
+    """train_job over the plate's frames as found on disk, into `out` as `_outputs` checked it."""
     cfg = cfg or spec.train_config(str(resolve_device(device)))
     _check_config(cfg)
     hires = (hires or spec.hires_config()).validate()
-    out = output_sequence(spec.out, plate.frames)
-    check_writable(out.path(out.frames[0]).parent)  # a render would fail later; say so now
     share, timeout = 0.0, None
     if spec.key_mask is not None:
         share, timeout = PROPAGATE_SHARE, KEYFRAME_JOIN_TIMEOUT
@@ -172,7 +185,7 @@ def _train(spec: JobSpec, plate: FrameSequence, *, device: str, resume: bool, re
     try:
         # After joining: under torchrun, a keyframe job's mattes exist once rank 0 has joined.
         mask = find_sequence(spec.fill_mask, plate.frames)
-        _check_not_inputs(out, plate, mask)
+        _check_not_inputs(out, mask)
         if world.is_main:
             # The job as trained, with what was decided here: the frames on disk and the preset.
             spec.replace(frames=compact(plate.frames), preset=cfg.preset).save(spec.folder / JOB_FILE)
@@ -248,10 +261,9 @@ def predict_mattes(spec: JobSpec, plate: FrameSequence, *, device: str, resume: 
     """
     torch_device = resolve_device(device)
     cfg = spec.propagate_config(str(torch_device))
-    key_frames = spec.key_frame_list()
-    if not key_frames or spec.key_mask is None:
-        raise ConfigError("no key frames given; pass --key-frames with the frames whose matte you drew, e.g. 1001")
-    keys_seq = find_sequence(spec.key_mask, sorted(set(key_frames)))
+    if spec.key_mask is None:  # a JobSpec with writes 'mattes' has one; a clean job calls this only with one
+        raise ConfigError(f"the job {spec.job_name!r} has no key roto to predict mattes from; give --key-mask")
+    keys_seq = find_sequence(spec.key_mask, sorted(set(spec.key_frame_list())))
     out = output_sequence(spec.predicted_mattes, plate.frames)
     _check_not_inputs(out, plate, keys_seq)
     check_outputs(out, overwrite)
@@ -298,9 +310,7 @@ def _render(spec: JobSpec, frames: list[int] | None, *, device: str, overwrite: 
             should_stop: StopPoll | None, trained: _Trained | None = None, again: str | None = None) -> JobResult:
     """render_job; with `trained` (run_job, after `_train` on this machine), its shot is not read again.
     `again` tells the user, when stopped, how to finish (default: the same command again)."""
-    if spec.writes != "clean":
-        raise ConfigError(f"the job {spec.job_name!r} writes mattes, which `ivi-render run` writes; there is no "
-                          f"clean plate to render")
+    _needs_fill(spec, "render")
     torch_device = resolve_device(device)
     model, data = load_model(spec.model_path, torch_device)
     shot_data = data["shot"]
@@ -341,7 +351,7 @@ def _render(spec: JobSpec, frames: list[int] | None, *, device: str, overwrite: 
             raise StopRequested(f"stopped after writing {done[0]} of {count} frames; "
                                 f"{again or 'run the same command again to finish'}")
 
-    written = render(model, shot, FrameSequence(out.pattern, tuple(todo)), frames=todo, device=torch_device,
+    written = render(model, shot, out, frames=todo, device=torch_device,
                      overwrite=overwrite, skip_existing=not overwrite, on_frame=on_frame, compose=compose)
     logger.info("wrote %d frames to %s", len(written), out.pattern)
     return JobResult(written=written, skipped=skipped)
