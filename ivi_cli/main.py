@@ -15,6 +15,8 @@ import click
 from ivi_vfx import __version__
 from ivi_vfx.errors import IviError, StopRequested
 
+from . import demo, inpaint, propagate, render, run, submit, train
+
 EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 130, 143
 
 
@@ -46,19 +48,9 @@ def cli(verbose: int, quiet: int) -> None:
                         datefmt="%H:%M:%S", force=True)
 
 
-def _register() -> None:
-    from . import demo, inpaint, propagate, render, run, submit, train  # noqa: PLC0415  (subcommands import the heavy engine lazily)
-
-    cli.add_command(inpaint.inpaint)
-    cli.add_command(train.train)
-    cli.add_command(render.render)
-    cli.add_command(run.run)
-    cli.add_command(submit.submit)
-    cli.add_command(propagate.propagate)
-    cli.add_command(demo.demo)
-
-
-_register()
+for _command in (inpaint.inpaint, train.train, render.render, run.run, submit.submit, propagate.propagate,
+                 demo.demo):
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -3,8 +3,9 @@
 Plain Python (no nuke, no engine): it validates the values with messages that name the knob and
 the fix, and turns them into the JobSpec JSON that `ivi-render run` and `ivi-render submit` read.
 The JobSpec's schema is ivi_vfx/jobs.py; we write its keys here instead of importing it, because
-Nuke's Python has neither the engine nor its dependencies. The tests hold JOB_KEYS and
-JOB_SCHEMA_VERSION against the real JobSpec's fields and version, so the two cannot drift apart.
+Nuke's Python has neither the engine nor its dependencies. The tests hold every key `job_dict`
+writes and JOB_SCHEMA_VERSION against the real JobSpec's fields and version, so the two cannot
+drift apart.
 """
 from __future__ import annotations
 
@@ -18,9 +19,6 @@ from . import knobs
 
 JOB_SCHEMA_VERSION = 4
 """ivi_vfx.jobs.SCHEMA_VERSION at the time of writing (a test checks they are equal)."""
-JOB_KEYS = ("plate", "mask", "key_mask", "key_frames", "out", "frames", "mask_channel", "name", "preset", "steps",
-            "work_size", "max_speed", "rounds")
-"""Every JobSpec key that `InpaintRequest.job_dict` may write (a test checks each is a JobSpec field)."""
 
 FRAME_TOKEN = re.compile(r"#+|%0?\d*d|@+")
 
