@@ -30,13 +30,14 @@ from ivi_vfx.config import HiresConfig, PropagateConfig, TrainConfig, preset_con
 from ivi_vfx.errors import ConfigError
 from ivi_vfx.io.sequence import parse_frames
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """1: the first keys; 2 adds the keyframe roto (key_mask, key_frames) and the progressive
 high-resolution keys (scales ... tile_size); 3 adds how a keyframe job's propagation follows the
 object (track, max_speed, rounds); 4 adds `writes` (a clean plate, or the predicted mattes alone),
 the rest of the propagation's settings (threshold, object_weight, propagate_steps, propagate_budget,
-propagate_work_size), and names `checkpoint` as the option does (`checkpoint_dir`). Files of earlier
-versions read as they are."""
+propagate_work_size), and names `checkpoint` as the option does (`checkpoint_dir`); 5 adds the known-pixel
+carry (`carry`) and its clean reference frames (`clean`, `clean_frames`). Files of earlier versions read as
+they are."""
 PROPAGATION_KEYS: dict[str, str] = {
     "track": "track", "max_speed": "max_speed", "rounds": "rounds", "threshold": "threshold",
     "object_weight": "object_weight", "propagate_steps": "steps", "propagate_budget": "budget",
@@ -107,6 +108,14 @@ class JobSpec:
     """With `key_mask`: most minutes of the propagation's training (PropagateConfig.budget); None: the preset's."""
     propagate_work_size: int | None = None
     """With `key_mask`: the propagation's working resolution (PropagateConfig.work_size); None: the preset's."""
+    carry: bool | None = None
+    """Carry the pixels that other frames (or `clean`) show into each frame's matte before training, so that
+    the network invents only what the shot never shows (carry/); None: the preset's (on, off for ``paper``)."""
+    clean: str | None = None
+    """Clean reference frames (a clean pass shot without the object, or frames painted clean), the first
+    source of carried pixels; a frame pattern in the plate's format. None: none."""
+    clean_frames: str | None = None
+    """The frames of `clean` to use (``1001`` or ``1001,1040``); None: every frame of it on disk."""
     frames: str | None = None
     """Frame range as farms write it (``1001-1100``, ``1001,1005``, ``1-10x2``); None: every plate frame on disk."""
     mask_channel: str | None = None
@@ -162,7 +171,7 @@ class JobSpec:
             if fill:
                 raise ConfigError(f"job: {', '.join(fill)} set the fill, which a job that writes mattes does not "
                                   f"run; leave them out (the propagation's are {', '.join(PROPAGATION_KEYS)})")
-        for key in ("frames", "key_frames"):
+        for key in ("frames", "key_frames", "clean_frames"):
             if getattr(self, key) is not None:
                 setattr(self, key, str(getattr(self, key)))
                 parse_frames(getattr(self, key))  # a bad range is an error when the job is made, not on the farm
@@ -244,7 +253,7 @@ class JobSpec:
 
     def absolute(self) -> JobSpec:
         """A copy whose paths are absolute, for a job that runs on other machines or in other folders."""
-        paths = {key: os.path.abspath(getattr(self, key)) for key in ("plate", "mask", "out", "key_mask")
+        paths = {key: os.path.abspath(getattr(self, key)) for key in ("plate", "mask", "out", "key_mask", "clean")
                  if getattr(self, key) is not None}
         return self.replace(**paths, checkpoint_dir=str(self.folder.absolute()))
 

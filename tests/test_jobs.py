@@ -15,7 +15,7 @@ from conftest import TinyShot
 from ivi_vfx.config import PRESETS, preset_config
 from ivi_vfx.errors import ConfigError, OutputExistsError
 from ivi_vfx.io.exr import read_exr
-from ivi_vfx.jobs import JobSpec
+from ivi_vfx.jobs import SCHEMA_VERSION, JobSpec
 from ivi_vfx.mattes.fitting import load_propagation
 
 FAST = ["--steps", "3", "--preset", "quick", "--work-size", "32", "--device", "cpu"]
@@ -48,7 +48,7 @@ def test_jobspec_round_trips_through_json_and_builds_the_presets_config(tmp_path
                    checkpoint_dir="ck", name="sh010")
     path = spec.save(tmp_path / "job.json")
     assert JobSpec.load(path) == spec and JobSpec.from_dict(json.loads(path.read_text())) == spec
-    assert json.loads(path.read_text())["schema_version"] == 4
+    assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION
     # Files of versions 1 (no progressive keys), 2 (no propagation keys) and 3 (the job folder named
     # `checkpoint`, no `writes` and no other propagation keys) read with their defaults.
     v4 = json.loads(path.read_text())

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import knobs
 
-JOB_SCHEMA_VERSION = 4
+JOB_SCHEMA_VERSION = 5
 """ivi_vfx.jobs.SCHEMA_VERSION at the time of writing (a test checks they are equal)."""
 
 FRAME_TOKEN = re.compile(r"#+|%0?\d*d|@+")
