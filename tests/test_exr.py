@@ -138,6 +138,37 @@ def test_truncated_header_is_a_read_error(tmp_path: Path) -> None:
         assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
+def _header_length(data: bytes) -> int:
+    """Bytes of an EXR's magic, version and attributes (name, type, size, value; an empty name ends them)."""
+    at = 8
+    while data[at]:
+        at = data.index(b"\x00", data.index(b"\x00", at) + 1) + 1  # past the name and the type name
+        at += 4 + int.from_bytes(data[at:at + 4], "little")
+    return at + 1
+
+
+def test_every_flipped_header_byte_is_read_or_named(tmp_path: Path) -> None:
+    """A damaged header makes OIIO's bindings raise more than they document (UnicodeDecodeError on a
+    name or a message that is no longer UTF-8): whatever fails, the error names the file."""
+    good = tmp_path / "good.exr"
+    write_test_exr(good, rand((8, 8, 4)), compression="none")
+    data = good.read_bytes()
+    header = _header_length(data)
+    path = tmp_path / "plate.1001.exr"
+    failures = set()
+    for offset in range(header):
+        for bit in (0x80, 0x01):
+            damaged = bytearray(data)
+            damaged[offset] ^= bit
+            path.write_bytes(bytes(damaged))
+            for reader in (read_exr, read_header):
+                try:
+                    reader(path)
+                except ExrReadError as exc:
+                    assert str(path) in str(exc) and "\n" not in str(exc)
+                    failures.add(offset)
+    assert len(failures) > header // 4  # most flips are caught, the rest read as a valid file
+
 def test_text_file_named_exr_is_a_read_error(tmp_path: Path) -> None:
     path = tmp_path / "notes.exr"
     path.write_text("not an image\n")

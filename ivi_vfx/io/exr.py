@@ -18,14 +18,14 @@ import logging
 import os
 import secrets
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import OpenImageIO as oiio
 
-from ivi_vfx.errors import ChannelError, ExrReadError, ExrWriteError, OutputExistsError, ShapeError
+from ivi_vfx.errors import ChannelError, ExrReadError, ExrWriteError, IviError, OutputExistsError, ShapeError
 
 logger = logging.getLogger(__name__)
 
@@ -132,16 +132,17 @@ def read_exr(path: str | os.PathLike[str]) -> ExrImage:
         ExrReadError: the file is missing, not an image, not an EXR, deep, or truncated/corrupt.
     """
     path = Path(path)
-    inp = _open_input(path)
-    try:
-        spec = oiio.ImageSpec(inp.spec())  # a copy that outlives the reader
-        pixels = inp.read_image(0, 0, 0, spec.nchannels, oiio.FLOAT)
-        # A truncated file opens fine (the header is intact) and only fails here.
-        if pixels is None or inp.has_error:
-            raise ExrReadError(_unreadable(path, inp.geterror() or "no pixel data"))
-    finally:
-        inp.close()
-    pixels = np.ascontiguousarray(pixels, dtype=np.float32).reshape(spec.height, spec.width, spec.nchannels)
+    with _read_errors_named(path):
+        inp = _open_input(path)
+        try:
+            spec = oiio.ImageSpec(inp.spec())  # a copy that outlives the reader
+            pixels = inp.read_image(0, 0, 0, spec.nchannels, oiio.FLOAT)
+            # A truncated file opens fine (the header is intact) and only fails here.
+            if pixels is None or inp.has_error:
+                raise ExrReadError(_unreadable(path, _error_text(inp.geterror) or "no pixel data"))
+        finally:
+            inp.close()
+        pixels = np.ascontiguousarray(pixels, dtype=np.float32).reshape(spec.height, spec.width, spec.nchannels)
     return ExrImage(path, spec, pixels)
 
 
@@ -152,11 +153,12 @@ def read_header(path: str | os.PathLike[str]) -> oiio.ImageSpec:
         ExrReadError: the file is missing, not an image, not an EXR, or deep.
     """
     path = Path(path)
-    inp = _open_input(path)
-    try:
-        return oiio.ImageSpec(inp.spec())
-    finally:
-        inp.close()
+    with _read_errors_named(path):
+        inp = _open_input(path)
+        try:
+            return oiio.ImageSpec(inp.spec())
+        finally:
+            inp.close()
 
 
 def output_spec(template: oiio.ImageSpec, channel_names: Sequence[str]) -> oiio.ImageSpec:
@@ -266,7 +268,7 @@ def _open_input(path: Path) -> oiio.ImageInput:
         raise ExrReadError(f"{path} is a folder, not an EXR file; check the path")
     inp = oiio.ImageInput.open(str(path))
     if inp is None:
-        raise ExrReadError(_unreadable(path, oiio.geterror()))
+        raise ExrReadError(_unreadable(path, _error_text(oiio.geterror)))
     try:
         _check_input(path, inp)
     except BaseException:
@@ -282,12 +284,40 @@ def _check_input(path: Path, inp: oiio.ImageInput) -> None:
         raise ExrReadError(f"{path} is a {fmt} image, not an EXR; convert it "
                            f"(oiiotool {path.name} -d half -o out.exr) or replace it")
     spec = inp.spec()
+    try:
+        tuple(spec.channelnames)  # every later use of the file needs its channel names as text
+    except UnicodeDecodeError:
+        raise ExrReadError(_unreadable(path, "a channel name is not valid text: the header is damaged")) from None
     if spec.deep:
         raise ExrReadError(f"{path} is a deep EXR; flatten it (Nuke DeepToImage) and write a flat EXR")
     parts = spec.get_int_attribute("oiio:subimages", 1)
     if parts > 1:
         logger.warning("%s has %d parts; only the first (channels %s) is read", path, parts,
                        ", ".join(spec.channelnames))
+
+
+@contextlib.contextmanager
+def _read_errors_named(path: Path) -> Iterator[None]:
+    """Turn whatever OpenImageIO's bindings raise on a damaged file into an ExrReadError naming it.
+
+    OIIO reports most failures through geterror(), but a damaged header can also make its bindings
+    raise (a UnicodeDecodeError when a flipped byte leaves a name or a message that is not UTF-8,
+    a MemoryError or ValueError for an absurd size): a user sees the file and the reason either way.
+    """
+    try:
+        yield
+    except IviError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure to read a file is that file's problem
+        raise ExrReadError(_unreadable(path, f"{type(exc).__name__}: {exc}")) from exc
+
+
+def _error_text(geterror: Callable[[], str]) -> str:
+    """OIIO's pending error message; a damaged header can put bytes that are not UTF-8 into it."""
+    try:
+        return geterror()
+    except UnicodeDecodeError:
+        return "the header is damaged (OpenImageIO's message about it is not valid text)"
 
 
 def _unreadable(path: Path, error: str) -> str:
