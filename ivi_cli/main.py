@@ -15,7 +15,7 @@ import click
 from ivi_vfx import __version__
 from ivi_vfx.errors import IviError, StopRequested
 
-from . import demo, inpaint, propagate, render, run, submit, train
+from . import demo, inpaint, preview, propagate, render, run, submit, train
 
 EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 130, 143
 
@@ -49,7 +49,7 @@ def cli(verbose: int, quiet: int) -> None:
 
 
 for _command in (inpaint.inpaint, train.train, render.render, run.run, submit.submit, propagate.propagate,
-                 demo.demo):
+                 demo.demo, preview.preview):
     cli.add_command(_command)
 
 

@@ -38,6 +38,7 @@ from ivi_vfx.mattes.writing import write_mattes
 from ivi_vfx.nets import Generator
 from ivi_vfx.nets.encoder import build_encoder
 from ivi_vfx.render import Compose, check_outputs, complete_frames, render
+from ivi_vfx.report import TrainingReport
 from ivi_vfx.shot import Shot, load_frames, load_shot
 from ivi_vfx.train import FitResult, StepInfo, fit, load_model, resolve_device
 
@@ -216,16 +217,26 @@ def _check_not_inputs(out: FrameSequence, *inputs: FrameSequence) -> None:
 
 def _fit(shot: Shot, cfg: TrainConfig, *, device: torch.device, checkpoint: Path, resume: bool,
          report: Report | None, should_stop: StopPoll | None, world: World) -> FitResult:
-    """Train the fill on a loaded shot, reporting progress 0..1; StopRequested when stopped (after a checkpoint)."""
+    """Train the fill on a loaded shot, reporting progress 0..1; StopRequested when stopped (after a checkpoint).
+    Rank 0 writes the job folder's report/ as it trains (metrics.csv, plot.png, previews: report.py)."""
+    judge = TrainingReport(checkpoint.parent, shot) if world.is_main else None
+
     def on_step(info: StepInfo) -> bool:
         if report is not None:
             report(info.fraction)
+        if judge is not None:
+            judge.step(info)
         return bool(should_stop and should_stop())
 
     logger.info("training %s preset: %d steps%s%s, width %d, batch %d, device %s", cfg.preset, cfg.steps,
                 f" (the last {cfg.finetune_steps} regularized)" if cfg.regularized else "",
                 f" or {cfg.budget:g} min" if cfg.budget else "", cfg.cnum, cfg.batch_size, device)
-    result = fit(shot, cfg, device=device, checkpoint=checkpoint, resume=resume, on_step=on_step, world=world)
+    result: FitResult | None = None
+    try:
+        result = fit(shot, cfg, device=device, checkpoint=checkpoint, resume=resume, on_step=on_step, world=world)
+    finally:
+        if judge is not None:  # the last plot, and the last preview of the model as trained
+            judge.close(result.model if result is not None else None)
     if result.stopped:
         raise StopRequested(f"stopped at step {result.step} of {cfg.steps}; checkpoint {checkpoint}; "
                             f"run the same command again to resume")

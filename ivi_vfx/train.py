@@ -36,7 +36,7 @@ from ivi_vfx.config import TrainConfig
 from ivi_vfx.distributed import World
 from ivi_vfx.nets import Generator, build_generator
 from ivi_vfx.nets.encoder import build_encoder
-from ivi_vfx.shot import Shot, shot_path_summary
+from ivi_vfx.shot import Shot, check_learnable, shot_path_summary
 from ivi_vfx.validation import StoppingRule, Validator
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,8 @@ class StepInfo:
     """How far the run is, 0..1: the larger of the steps' share and the budget's share spent."""
     model: torch.nn.Module | None = None
     """The generator being trained (for callers that copy it at chosen moments; do not modify)."""
+    estimate_db: float | None = None
+    """The latest validation's hole PSNR in dB (the quality estimate so far); None before the first."""
 
 
 @dataclass
@@ -307,6 +309,7 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
     """
     device = torch.device(device)
     cfg.validate()
+    check_learnable(shot)  # a matte over every pixel leaves nothing to learn: refused, not invented
     runtime.configure_threads(cfg.threads)
     world = world or World()
     model, optimizer, rng = _new_state(cfg, device, world)
@@ -408,7 +411,8 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
             save()
         if out_of_budget:
             logger.info("the budget of %g min is spent at step %d of %d", cfg.budget, step, cfg.steps)
-        info = StepInfo(step, cfg.steps, values, seconds, min(fraction, 1.0), model)
+        info = StepInfo(step, cfg.steps, values, seconds, min(fraction, 1.0), model,
+                        rule.estimate_db if rule else None)
         if world.agree(on_step is not None and bool(on_step(info))) and step < cfg.steps and not out_of_budget:
             if checkpoint:
                 save()
