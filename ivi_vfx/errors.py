@@ -48,6 +48,10 @@ class ShapeError(IviError, ValueError):
     """Images that must agree in size (plate and mask) do not."""
 
 
+class MatteError(IviError, ValueError):
+    """A matte leaves nothing known to learn the fill from (it covers every pixel)."""
+
+
 class OutputExistsError(IviError, FileExistsError):
     """An output frame exists and overwriting was not asked for."""
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ivi_vfx import masks
 from ivi_vfx.color import Shaper
-from ivi_vfx.errors import ChannelError, ShapeError
+from ivi_vfx.errors import ChannelError, MatteError, ShapeError
 from ivi_vfx.io.exr import ExrImage, read_exr
 from ivi_vfx.io.sequence import FrameSequence
 
@@ -165,20 +165,26 @@ def load_shot(plate: FrameSequence, mattes: FrameSequence, *, work_size: int, ma
               dilate: int = 0, shaper: Shaper | None = None) -> Shot:
     """Read every frame of a plate and its mattes, check they agree, and build the working-resolution shot.
 
+    The plate is scaled down from its known pixels alone (`plate_rgb_work`): what lies under the
+    matte (the object, NaN, anything) and non-finite pixels never reach a working pixel outside
+    the working hole.
+
     Args:
         shaper: the shot's shaper when it is known (a checkpoint carries it), so that a chunk of the
             shot loads only its own frames; None: computed from these frames, as training does.
 
     Raises:
         ExrReadError: a frame is not a readable EXR (names it).
-        ShapeError: a matte's format differs from its plate's.
+        ShapeError: a matte's format differs from its plate's, or the plate's frames differ in format.
         ChannelError: the plate has no RGB, or the matte has no such channel.
     """
-    frames = load_frames(plate, work_size=work_size, shaper=shaper)
-    geometry = frames.geometry
+    geometry: Geometry | None = None
+    rgb_frames: list[torch.Tensor] = []
     hole_frames: list[torch.Tensor] = []
     channel: str | None = None
     for frame in plate.frames:
+        image = read_exr(plate.path(frame))
+        geometry = _frame_geometry(image, geometry, plate, work_size)
         matte_image = read_exr(mattes.path(frame))
         matte_full = matte_image.display_window[3], matte_image.display_window[2]
         if matte_full != geometry.full:
@@ -187,15 +193,45 @@ def load_shot(plate: FrameSequence, mattes: FrameSequence, *, work_size: int, ma
                 f"{geometry.full[1]}x{geometry.full[0]}; give a matte in the plate's format (Reformat it to the plate)"
             )
         channel = channel or mask_channel_of(matte_image, mask_channel)
-        matte = torch.from_numpy(read_matte(matte_image, channel, dilate)).float()[None, None]
-        hole_frames.append(masks.downsample(matte, geometry.work)[0])
-    assert channel is not None  # a FrameSequence is never empty
+        matte = read_matte(matte_image, channel, dilate)
+        rgb_frames.append(plate_rgb_work(image, geometry, matte))
+        hole_frames.append(masks.downsample(torch.from_numpy(matte).float()[None, None], geometry.work)[0])
+    assert geometry is not None and channel is not None  # a FrameSequence is never empty
+    linear = torch.stack(rgb_frames)  # (T, 3, h, w) scene-linear, finite
+    shaper = shaper or Shaper.for_plate(linear.numpy())
+    images = geometry.pad(shaper.encode(linear)).contiguous()
     holes = geometry.pad(torch.stack(hole_frames))
     logger.info("shot: %d frames %dx%d, working %dx%d (padded %dx%d), matte channel %s, hole %.1f%% of pixels",
                 len(plate), geometry.full[1], geometry.full[0], geometry.work[1], geometry.work[0],
                 geometry.padded[1], geometry.padded[0], channel, 100 * float(holes.mean()))
     return Shot(plate=plate, mattes=mattes, mask_channel=channel, dilate=dilate, geometry=geometry,
-                shaper=frames.shaper, images=frames.images, holes=holes.contiguous(), valid=frames.valid)
+                shaper=shaper, images=images, holes=holes.contiguous(), valid=geometry.valid())
+
+
+def check_learnable(shot: Shot) -> None:
+    """MatteError when the mattes leave no known pixel to learn the fill from, naming them and the fix.
+
+    Training learns only from known pixels (outside every frame's own matte). A matte that covers
+    every pixel of every frame, or that does so once scaled to working resolution (a working pixel
+    is hole when any plate pixel under it is), leaves the network nothing but invention.
+    """
+    known = float((shot.valid * (1.0 - shot.holes)).sum())
+    if known > 0:
+        return
+    (height, width), (h, w) = shot.geometry.full, shot.geometry.work
+    full_known = any(not shot.full_matte(frame).all() for frame in shot.frames)
+    if not full_known:
+        raise MatteError(
+            f"the matte {shot.mattes.pattern} covers every pixel of every frame ({len(shot.frames)} frames, "
+            f"channel {shot.mask_channel}{f', grown by --dilate {shot.dilate}' if shot.dilate else ''}): there is "
+            f"nothing known to learn the fill from; give a matte of the object alone (0 outside it)"
+        )
+    raise MatteError(
+        f"the matte {shot.mattes.pattern} leaves no known pixel at the working size {w}x{h} (a working pixel is "
+        f"hole when any of the plate's {width}x{height} pixels under it is): nothing to learn the fill from; "
+        f"raise --work-size towards {max(height, width)}, or give a tighter matte"
+        f"{' or a smaller --dilate' if shot.dilate else ''}"
+    )
 
 
 def shot_path_summary(shot: Shot) -> dict[str, object]:
@@ -205,14 +241,75 @@ def shot_path_summary(shot: Shot) -> dict[str, object]:
             "work": list(shot.geometry.work), "folder": str(Path(shot.plate.pattern).parent)}
 
 
-def plate_rgb_work(image: ExrImage, geometry: Geometry) -> torch.Tensor:
-    """(3, h, w) float32 scene-linear RGB of a plate frame at working resolution (unpadded).
+def plate_rgb_work(image: ExrImage, geometry: Geometry, unknown: np.ndarray | None = None) -> torch.Tensor:
+    """(3, h, w) float32 finite scene-linear RGB of a plate frame at working resolution (unpadded).
 
-    NaN becomes 0 and inf the largest half, so that the scaling never spreads them; the renderer
-    puts the originals back outside the matte.
+    The plate is scaled from its known pixels alone: each working pixel is the filter's weighted
+    mean of the finite plate pixels under it that are outside `unknown` (normalised convolution),
+    so neither the object under a matte nor a NaN or inf anywhere reaches a working pixel (an
+    antialiased filter reaches past the working hole, which is grown by max-pooling, by up to one
+    working pixel). A working pixel with no such pixel under it takes the mean of its neighbours
+    outside the working hole (`_fill_from_neighbours`), or 0 inside it, where the network never
+    looks. The renderer puts the originals back outside the matte.
+
+    Args:
+        unknown: (H, W) bool over the display window, True where the plate's value must not be
+            used (the dilated matte); None: only non-finite pixels are left out.
     """
-    rgb = np.nan_to_num(read_plate_rgb(image), nan=0.0, posinf=65504.0, neginf=-65504.0)
-    return geometry.to_work(torch.from_numpy(rgb).permute(2, 0, 1)[None])[0]
+    rgb = read_plate_rgb(image)
+    known = np.isfinite(rgb).all(axis=-1)
+    if unknown is not None:
+        known &= ~unknown
+    weight = torch.from_numpy(known.astype(np.float32))[None, None]
+    values = torch.from_numpy(np.where(known[..., None], rgb, 0.0).astype(np.float32)).permute(2, 0, 1)[None]
+    if geometry.scaled:
+        values, weight = geometry.to_work(values * weight), geometry.to_work(weight)
+    have = weight > 1e-6
+    values = torch.where(have, values / weight.clamp_min(1e-6), torch.zeros(()))
+    if not have.all():
+        hole = None if unknown is None else masks.downsample(torch.from_numpy(unknown).float()[None, None],
+                                                             geometry.work) > 0
+        values = _fill_from_neighbours(values, have, hole)
+    return values[0]
+
+
+def _fill_from_neighbours(values: torch.Tensor, have: torch.Tensor, hole: torch.Tensor | None,
+                          rounds: int = 64) -> torch.Tensor:
+    """Give the working pixels outside `hole` that have no value the mean of their neighbours' values.
+
+    A plate's NaN or inf region outside the matte is a loss target like any known pixel: a value
+    spread in from around it, a ring a round, teaches nothing odd. Pixels still without one after
+    `rounds` rounds (a plate that is mostly non-finite) stay 0. Values inside `hole` are not used.
+
+    Args:
+        values: (1, 3, h, w); have: (1, 1, h, w) bool, where `values` holds a value.
+        hole: (1, 1, h, w) bool, or None.
+    """
+    have = have.clone() if hole is None else have & ~hole
+    want = ~have if hole is None else ~have & ~hole
+    kernel = torch.ones(1, 1, 3, 3)
+    for _ in range(rounds):
+        if not want.any():
+            break
+        count = F.conv2d(have.float(), kernel, padding=1)
+        total = F.conv2d(values * have, kernel.expand(3, 1, 3, 3), padding=1, groups=3)
+        new = want & (count > 0)
+        values = torch.where(new, total / count.clamp_min(1.0), values)
+        have, want = have | new, want & ~new
+    return values
+
+
+def _frame_geometry(image: ExrImage, geometry: Geometry | None, plate: FrameSequence, work_size: int) -> Geometry:
+    """The geometry of the first frame, or ShapeError when a later frame's format differs from it."""
+    full = image.display_window[3], image.display_window[2]
+    if geometry is None:
+        return Geometry.for_plate(full, work_size)
+    if full != geometry.full:
+        raise ShapeError(
+            f"{image.path} is {full[1]}x{full[0]} but frame {plate.frames[0]} is "
+            f"{geometry.full[1]}x{geometry.full[0]}; every frame of a plate must share one format"
+        )
+    return geometry
 
 
 @dataclass
@@ -247,14 +344,7 @@ def load_frames(plate: FrameSequence, *, work_size: int, shaper: Shaper | None =
     rgb_frames = []
     for frame in plate.frames:
         image = read_exr(plate.path(frame))
-        full = image.display_window[3], image.display_window[2]
-        if geometry is None:
-            geometry = Geometry.for_plate(full, work_size)
-        elif full != geometry.full:
-            raise ShapeError(
-                f"{image.path} is {full[1]}x{full[0]} but frame {plate.frames[0]} is "
-                f"{geometry.full[1]}x{geometry.full[0]}; every frame of a plate must share one format"
-            )
+        geometry = _frame_geometry(image, geometry, plate, work_size)
         rgb_frames.append(plate_rgb_work(image, geometry))
     assert geometry is not None
     linear = torch.stack(rgb_frames)  # (T, 3, h, w) scene-linear
