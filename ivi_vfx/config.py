@@ -136,7 +136,7 @@ class TrainConfig(JsonConfig):
     """Longest side of the working resolution in pixels; plates larger than this are scaled down to
     train and infer, and the fill is scaled back up. The reference works at 320x600."""
     crop: int = 0
-    """Side of square training crops in working pixels; 0 trains on whole frames as the reference.
+    """Side of square training crops in working pixels, a multiple of 4; 0 trains on whole frames as the reference.
     Crops are placed around the hole so that each step teaches filling."""
     validate_every: int = 50
     """Steps between two validations on held-out known pixels (validation.py): the stopping rule
@@ -148,6 +148,10 @@ class TrainConfig(JsonConfig):
     dilate: int = 0
     """Grow the matte by this many full-resolution pixels before filling (the reference dilates its
     masks offline by a 12x12 box)."""
+    carry: bool = False
+    """Known pixels first (carry/): before training, carry into each frame's matte what other frames
+    show along the background's optical flow; the network trains on them as known data and fills
+    only what no frame shows. False is the paper's method: the network fills the whole matte."""
     seed: int = 0
     """Seed of every random draw; the same seed, shot and config give the same result on CPU."""
     log_every: int = 50
@@ -181,7 +185,8 @@ class TrainConfig(JsonConfig):
             (self.lr_schedule in ("constant", "cosine"), "lr_schedule must be 'constant' or 'cosine'"),
             (0.0 < self.lr_decay <= 1.0, "lr_decay must lie between 0 (excluded) and 1, a share of the stage"),
             (self.work_size >= 16, "work_size must be at least 16 pixels"),
-            (self.crop == 0 or self.crop >= 16, "crop must be 0 (whole frames) or at least 16 pixels"),
+            (self.crop == 0 or (self.crop >= 16 and self.crop % 4 == 0),
+             "crop must be 0 (whole frames) or a multiple of 4 of at least 16 pixels (the generator halves it twice)"),
             (self.dilate >= 0, "dilate must be 0 or more pixels"),
             (self.validate_every >= 0 and self.patience >= 0, "validate_every and patience must be 0 or more"),
             (self.log_every >= 1 and self.checkpoint_every >= 1, "log_every and checkpoint_every must be at least 1"),
@@ -427,8 +432,8 @@ PRESETS: dict[str, Preset] = {
         "5 minutes on a GPU. A keyframe job first predicts its mattes for up to 2 minutes on a CPU "
         "(a 12-wide U-Net at 192 px), 3 on a GPU.",
         cpu=TrainConfig(preset="quick", **_CPU | _CpuTrain(cnum=24, work_size=192, log_every=25, checkpoint_every=100),
-                        steps=10_000, budget=3.0),
-        gpu=TrainConfig(preset="quick", steps=10_000, budget=5.0),
+                        steps=10_000, budget=3.0, carry=True),
+        gpu=TrainConfig(preset="quick", steps=10_000, budget=5.0, carry=True),
         propagate_cpu=PropagateConfig(preset="quick", width=12, steps=200, budget=2.0, work_size=192, log_every=25,
                                       checkpoint_every=100),
         propagate_gpu=PropagateConfig(preset="quick", width=32, steps=2000, budget=3.0),
@@ -441,8 +446,8 @@ PRESETS: dict[str, Preset] = {
         "fine-tune stage taking its last 17 minutes, ending sooner when the held-out error stops falling. "
         "A keyframe job first predicts its mattes for up to 6 minutes on a CPU (a 16-wide U-Net at 256 px), "
         "30 on a GPU (the reference's U-Net).",
-        cpu=TrainConfig(preset="final", **_CPU, crop=96, steps=20_000, budget=8.0),
-        gpu=TrainConfig(preset="final", steps=70_000, finetune_steps=20_000, budget=60.0),
+        cpu=TrainConfig(preset="final", **_CPU, crop=96, steps=20_000, budget=8.0, carry=True),
+        gpu=TrainConfig(preset="final", steps=70_000, finetune_steps=20_000, budget=60.0, carry=True),
         propagate_cpu=PropagateConfig(preset="final", width=16, steps=600, budget=6.0, work_size=256, log_every=50,
                                       checkpoint_every=200),
         propagate_gpu=PropagateConfig(preset="final", budget=30.0),

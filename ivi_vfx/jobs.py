@@ -13,6 +13,7 @@ everything a later command needs, so a render needs only the folder and its fram
     job.json         this spec, as trained
     model.ckpt       the fill's checkpoint (train.fit: configuration, architecture, shaper, shot, weights)
     scales.ckpt      the progressive finer scales, for a plate much larger than the working size
+    carry.npz        what other frames show of each frame's matte (carry/), traced before training
     propagate.ckpt   a keyframe job's mask propagation network
     mattes/          a keyframe job's predicted mattes, matte.####.exr
     nuke/            the Nuke gizmo's baked inputs
@@ -57,6 +58,8 @@ SCALES_FILE = "scales.ckpt"
 """Name of the trained finer scales (progressive high resolution) inside a job folder."""
 PROPAGATE_FILE = "propagate.ckpt"
 """Name of the mask propagation's checkpoint inside a keyframe job's folder."""
+CARRY_FILE = "carry.npz"
+"""Name of the known-pixel carry (what other frames show of each matte) inside a job folder."""
 MATTES = "mattes/matte.####.exr"
 """The mattes a keyframe job predicts, inside its folder (a mattes job writes them to `out` instead)."""
 BAKES = "nuke"
@@ -201,6 +204,11 @@ class JobSpec:
         return self.folder / SCALES_FILE
 
     @property
+    def carry_path(self) -> Path:
+        """The known-pixel carry inside the job folder (absent when the job does not carry)."""
+        return self.folder / CARRY_FILE
+
+    @property
     def propagate_path(self) -> Path:
         """The mask propagation's checkpoint inside a keyframe job's folder."""
         return self.folder / PROPAGATE_FILE
@@ -242,7 +250,7 @@ class JobSpec:
         cfg = preset_config(self.preset, device).rescheduled(self.steps)
         return cfg.replace(budget=self.budget, finetune_steps=self.finetune_steps, encoder=self.encoder,
                            work_size=self.work_size, dilate=self.dilate if self.writes == "clean" else None,
-                           seed=self.seed)
+                           seed=self.seed, carry=self.carry)
 
     def propagate_config(self, device: str = "cpu") -> PropagateConfig:
         """The mask propagation's configuration of a keyframe job: the preset's, with this job's seed and

@@ -16,21 +16,24 @@ folder), so a bad job fails in seconds, not after training.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ivi_vfx import progressive
+from ivi_vfx.carry import Carry, CarrySampler, carry_shot, lift, load_carry, save_carry
 from ivi_vfx.color import Shaper
 from ivi_vfx.config import HiresConfig, TrainConfig
 from ivi_vfx.distributed import World, close_world, init_world, is_main_process
 from ivi_vfx.errors import ConfigError, ShapeError, StopRequested
-from ivi_vfx.io.exr import check_writable, read_header
-from ivi_vfx.io.sequence import FrameSequence, compact, find_sequence, output_sequence
+from ivi_vfx.io.exr import check_writable, read_exr, read_header
+from ivi_vfx.io.sequence import FrameSequence, compact, find_sequence, output_sequence, parse_frames
 from ivi_vfx.jobs import JOB_FILE, JobSpec
 from ivi_vfx.mattes.fitting import fit_propagation
 from ivi_vfx.mattes.keys import load_keys
@@ -39,7 +42,7 @@ from ivi_vfx.nets import Generator
 from ivi_vfx.nets.encoder import build_encoder
 from ivi_vfx.render import Compose, check_outputs, complete_frames, render
 from ivi_vfx.report import TrainingReport
-from ivi_vfx.shot import Shot, load_frames, load_shot
+from ivi_vfx.shot import Shot, load_frames, load_shot, plate_rgb_work
 from ivi_vfx.train import FitResult, StepInfo, fit, load_model, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -83,8 +86,10 @@ class _Trained:
 
     fit: FitResult
     shot: Shot
-    """Every frame at working resolution, with the shaper the checkpoint keeps: the render reads
-    the same values from disk again otherwise."""
+    """Every frame at working resolution as the network trained on it (carried pixels in), with the
+    shaper the checkpoint keeps: the render reads the same values from disk again otherwise."""
+    carry: Carry | None
+    """What other frames show of each matte, when the job carries."""
 
 
 # --- the whole job ---------------------------------------------------------------------------------
@@ -192,6 +197,12 @@ def _train(spec: JobSpec, plate: FrameSequence, out: FrameSequence, *, device: s
             spec.replace(frames=compact(plate.frames), preset=cfg.preset).save(spec.folder / JOB_FILE)
         shot = load_shot(plate, mask, work_size=cfg.work_size, mask_channel=spec.fill_mask_channel,
                          dilate=cfg.dilate)
+        carry = None
+        if cfg.carry:
+            carry = _carry(spec, shot, save=world.is_main)
+            shot = lift(shot, carry)
+        elif world.is_main:
+            spec.carry_path.unlink(missing_ok=True)  # another run's: never rendered with
         result = _fit(shot, cfg, device=torch_device, checkpoint=spec.model_path, resume=resume,
                       report=(lambda f: report(share + (1 - share) * f)) if world.is_main else None,
                       should_stop=should_stop, world=world)
@@ -200,7 +211,56 @@ def _train(spec: JobSpec, plate: FrameSequence, out: FrameSequence, *, device: s
         close_world(world, finished=finished)
     if world.is_main:
         _train_scales(spec, shot, result, hires, torch_device, should_stop)
-    return _Trained(fit=result, shot=shot)
+    return _Trained(fit=result, shot=shot, carry=carry)
+
+
+def _carry(spec: JobSpec, shot: Shot, *, save: bool) -> Carry:
+    """The job's known-pixel carry over a loaded shot: the folder's when it was traced for this shot and
+    these clean references, else traced now (seconds to a minute) and, with `save`, kept in the folder."""
+    clean = _clean_sequence(spec, shot)
+    digest = hashlib.sha256(f"{shot.fingerprint()} {clean.pattern if clean else ''} "
+                            f"{list(clean.frames) if clean else []}".encode()).hexdigest()[:16]
+    carry = load_carry(spec.carry_path, digest)
+    if carry is not None:
+        logger.info("carry: reusing %s", spec.carry_path)
+        return carry
+    h, w = shot.geometry.work
+    has_clean = np.zeros(len(shot.frames), bool)
+    pictures = np.zeros((len(shot.frames), h, w, 3), np.float32)
+    for frame in clean.frames if clean else ():
+        t = shot.index(frame)
+        image = read_exr(clean.path(frame))  # type: ignore[union-attr]
+        size = image.display_window[3], image.display_window[2]
+        if size != shot.geometry.full:
+            raise ShapeError(f"{image.path} is {size[1]}x{size[0]} but the plate {shot.plate.path(frame)} is "
+                             f"{shot.geometry.full[1]}x{shot.geometry.full[0]}; give clean frames in the plate's "
+                             f"format (Reformat them to the plate)")
+        has_clean[t] = True
+        pictures[t] = plate_rgb_work(image, shot.geometry).permute(1, 2, 0).numpy()
+    carry = carry_shot(shot, has_clean, pictures)
+    if save:
+        save_carry(spec.carry_path, carry, digest)
+    return carry
+
+
+def _clean_sequence(spec: JobSpec, shot: Shot) -> FrameSequence | None:
+    """The job's clean reference frames that lie in the shot (all of them must), or None without any."""
+    if spec.clean is None:
+        return None
+    wanted = None if spec.clean_frames is None else sorted(parse_frames(spec.clean_frames))
+    clean = find_sequence(spec.clean, wanted)
+    outside = sorted(set(clean.frames) - set(shot.frames))
+    if wanted is None:  # every clean frame on disk: those of the shot's frames
+        inside = [f for f in clean.frames if f in shot.frames]
+        if not inside:
+            raise ConfigError(f"--clean {spec.clean}: none of its frames {compact(list(clean.frames))} is a frame of "
+                              f"the plate ({compact(list(shot.frames))}); number the clean frames as the plate's "
+                              f"frames they show (a TimeOffset in Nuke), or choose them with --clean-frames")
+        return find_sequence(spec.clean, inside)
+    if outside:
+        raise ConfigError(f"--clean-frames {spec.clean_frames}: frames {compact(outside)} are not frames of the plate "
+                          f"({compact(list(shot.frames))}); give clean frames that the shot holds")
+    return clean
 
 
 def _check_config(cfg: TrainConfig) -> None:
@@ -341,12 +401,20 @@ def _render(spec: JobSpec, frames: list[int] | None, *, device: str, overwrite: 
         report(1.0)
         return JobResult(skipped=skipped)
     if trained is not None:
-        shot = trained.shot
+        shot, carry = trained.shot, trained.carry
     else:
         plate = find_sequence(spec.plate, todo)
         shot = load_shot(plate, find_sequence(spec.fill_mask, todo), work_size=int(data["config"]["work_size"]),
                          mask_channel=shot_data["mask_channel"], dilate=int(shot_data["dilate"]),
                          shaper=Shaper(**data["shaper"]))
+        carry = load_carry(spec.carry_path) if data["config"].get("carry") else None
+        if data["config"].get("carry") and carry is None:
+            raise ConfigError(f"{spec.model_path} was trained with the carry, but {spec.carry_path} is missing; "
+                              f"run `ivi-render train` again to trace it")
+        if carry is not None:
+            shot = lift(shot, carry)
+    sampler = CarrySampler(carry, find_sequence(spec.plate, list(carry.frames)) if carry else shot.plate,
+                           _clean_sequence(spec, shot) if carry and carry.clean else None)
     if list(shot.geometry.full) != list(shot_data["full"]):
         raise ShapeError(f"{spec.plate} is {shot.geometry.full[1]}x{shot.geometry.full[0]} but "
                          f"{spec.model_path} was trained on {shot_data['full'][1]}x{shot_data['full'][0]}; "
@@ -362,8 +430,8 @@ def _render(spec: JobSpec, frames: list[int] | None, *, device: str, overwrite: 
             raise StopRequested(f"stopped after writing {done[0]} of {count} frames; "
                                 f"{again or 'run the same command again to finish'}")
 
-    written = render(model, shot, out, frames=todo, device=torch_device,
-                     overwrite=overwrite, skip_existing=not overwrite, on_frame=on_frame, compose=compose)
+    written = render(model, shot, out, frames=todo, device=torch_device, overwrite=overwrite,
+                     skip_existing=not overwrite, on_frame=on_frame, compose=compose, carry=sampler)
     logger.info("wrote %d frames to %s", len(written), out.pattern)
     return JobResult(written=written, skipped=skipped)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ivi_vfx.carry.sampling import CarrySampler
 from ivi_vfx.errors import ExrReadError, OutputExistsError
 from ivi_vfx.io.exr import ExrImage, check_writable, output_spec, read_exr, read_header, write_exr
 from ivi_vfx.io.sequence import FrameSequence
@@ -157,12 +158,14 @@ def _remove_stale_temporaries(path: Path) -> None:
 def render(model: Generator, shot: Shot, out: FrameSequence, *, frames: Iterable[int] | None = None,
            device: torch.device | str = "cpu", overwrite: bool = False, skip_existing: bool = False,
            on_frame: Callable[[int, Path], None] | None = None,
-           compose: Compose | None = None) -> list[Path]:
+           compose: Compose | None = None, carry: CarrySampler | None = None) -> list[Path]:
     """Write the clean plate of `frames` (default: all of the shot) to the output sequence.
 
     A frame whose matte is empty is copied through (alpha 0) without running the network.
     With `compose` (progressive high resolution, progressive/), that function makes each frame's
     pixels from the plate frame as read instead of the working-resolution fill scaled up.
+    With `carry` (carry/), each frame's carried pixels are blended over the fill by their
+    confidence, and the confidence is written as channel `confidence.Y`.
     With `skip_existing` (and not `overwrite`), a frame whose output appears meanwhile (another
     task of a retried farm job wrote it) is left as it is instead of being an error.
 
@@ -182,6 +185,8 @@ def render(model: Generator, shot: Shot, out: FrameSequence, *, frames: Iterable
             else:
                 fill = np.zeros((*matte.shape, 3), np.float32)
             pixels, names = composite(original, fill, matte)
+        if carry is not None:
+            pixels, names = carry.blend(original, frame, pixels, names)
         path = out.path(frame)
         _remove_stale_temporaries(path)
         try:

@@ -1,0 +1,140 @@
+"""Carried pixels at full resolution: each one sampled from its source frame's own file.
+
+The chains are traced at working resolution; a full-resolution pixel of the matte takes the
+chains of the working pixel it lies in, moved by its offset inside that pixel (the background's
+motion is smooth at that scale), and samples each source frame there with a bicubic kernel, so
+that a 4K plate's carried pixels keep the grain and detail of the frame they come from. A
+locked-off shot's chains land on whole pixels, where the kernel returns the pixel itself.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import cv2
+import numpy as np
+
+from ivi_vfx.carry.flow import sample
+from ivi_vfx.carry.store import Carry
+from ivi_vfx.io.exr import ExrImage, read_exr
+from ivi_vfx.io.sequence import FrameSequence
+
+CONFIDENCE = "confidence.Y"
+"""The output channel of the fill's confidence: 1 = the plate's own pixel or one carried along a
+consistent chain, lower where the chain was weaker, 0 = invented by the network."""
+TRUST = 0.5
+"""A carried pixel whose confidence is at least this is known data for the network, and its value
+replaces the fill; below it, the network fills the pixel and the confidence channel says how weak
+the chain was."""
+CACHE_FRAMES = 6
+"""Decoded source frames kept while rendering a run of frames (neighbours share their sources)."""
+
+
+class CarrySampler:
+    """Puts a job's carried pixels into rendered frames at full resolution, and adds the confidence channel."""
+
+    def __init__(self, carry: Carry | None, plate: FrameSequence, clean: FrameSequence | None = None):
+        """
+        Args:
+            carry: the job's carry (None: nothing carried; frames get the confidence channel alone).
+            plate: the plate sequence over every frame the carry holds (sources may lie outside a chunk).
+            clean: the clean reference sequence, for the carry's clean frames.
+        """
+        self.carry = carry
+        self.plate = plate
+        self.clean = clean
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def _source(self, s: int) -> np.ndarray:
+        """(H, W, 3) float32 scene-linear picture of shot index s over the display window (non-finite -> 0)."""
+        if s in self._cache:
+            self._cache.move_to_end(s)
+            return self._cache[s]
+        assert self.carry is not None
+        frame = self.carry.frames[s]
+        seq = self.clean if s in self.carry.clean and self.clean is not None else self.plate
+        picture = np.nan_to_num(read_exr(seq.path(frame)).display(("R", "G", "B")), nan=0.0, posinf=0.0, neginf=0.0)
+        self._cache[s] = picture
+        if len(self._cache) > CACHE_FRAMES:
+            self._cache.popitem(last=False)
+        return picture
+
+    def blend(self, original: ExrImage, frame: int, pixels: np.ndarray,
+              names: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
+        """Carry frame `frame`'s pixels into a composited frame, and add the confidence channel.
+
+        Args:
+            original: the plate frame as read (its windows).
+            pixels: (h, w, c) float32 over the data window, as composited (alpha 'A' = the matte).
+            names: the channel names of `pixels`.
+
+        Returns:
+            The pixels with the carried values blended over the fill inside the matte (by their
+            confidence) and `confidence.Y` added (or replaced); everything outside the matte as it was.
+        """
+        matte = pixels[..., names.index("A")] > 0
+        confidence = np.ones(matte.shape, np.float32)
+        confidence[matte] = 0.0
+        carry = self.carry
+        if carry is not None and frame in carry.frames and matte.any():
+            self._carry_into(original, carry.frames.index(frame), pixels, names, matte, confidence)
+        out_names = list(names)
+        if CONFIDENCE in out_names:
+            pixels = pixels.copy()
+            pixels[..., out_names.index(CONFIDENCE)] = confidence
+            return pixels, tuple(out_names)
+        return np.concatenate([pixels, confidence[..., None]], axis=2), (*names, CONFIDENCE)
+
+    def _carry_into(self, original: ExrImage, t: int, pixels: np.ndarray, names: tuple[str, ...],
+                    matte: np.ndarray, confidence: np.ndarray) -> None:
+        """Blend frame t's carried pixels into `pixels` and `confidence` (data window), in place."""
+        assert self.carry is not None
+        carry = self.carry
+        hits = carry.hits[t]
+        if not len(hits.points):
+            return
+        x, y, _, _ = original.data_window
+        fx, fy, full_w, full_h = original.display_window
+        h, w = carry.work
+        ys, xs = np.nonzero(matte)
+        px, py = xs + (x - fx), ys + (y - fy)  # display-window pixels
+        on = (px >= 0) & (px < full_w) & (py >= 0) & (py < full_h)
+        ys, xs, px, py = ys[on], xs[on], px[on], py[on]
+        sx, sy = w / full_w, h / full_h
+        u = ((px + 0.5) * sx - 0.5).astype(np.float32)  # working-resolution coordinates
+        v = ((py + 0.5) * sy - 0.5).astype(np.float32)
+        index = np.full(h * w, -1, np.int64)
+        index[hits.points] = np.arange(len(hits.points))
+        cell_x = np.clip(np.rint(u).astype(np.int64), 0, w - 1)
+        cell_y = np.clip(np.rint(v).astype(np.int64), 0, h - 1)
+        point = index[cell_y * w + cell_x]
+        conf_work = carry.confidence(t)
+        at_uv = np.stack([u, v], 1)
+        conf = sample(conf_work[..., None], at_uv)[:, 0]
+        # The carried value replaces the fill where the network took it as known (TRUST), with a ramp
+        # one working pixel wide where that region ends, so no working pixel's edge shows at 4K.
+        alpha = sample((conf_work >= TRUST).astype(np.float32)[..., None], at_uv)[:, 0]
+        use = (point >= 0) & (alpha > 0)
+        if not use.any():
+            return
+        ys, xs, u, v, point, conf, alpha = ys[use], xs[use], u[use], v[use], point[use], conf[use], alpha[use]
+        offset = np.stack([u - cell_x[use], v - cell_y[use]], 1)  # inside the working pixel
+        weights = hits.mean_weights()[point]  # (m, K)
+        total = np.zeros((len(point), 3), np.float32)
+        for k in range(weights.shape[1]):
+            source = hits.source[point, k]
+            for s in np.unique(source[weights[:, k] > 0]):
+                rows = np.nonzero((source == s) & (weights[:, k] > 0))[0]
+                at = hits.pos[point[rows], k] + offset[rows]  # working coordinates in frame s
+                map_x = ((at[:, 0] + 0.5) / sx - 0.5).astype(np.float32)[:, None]
+                map_y = ((at[:, 1] + 0.5) / sy - 0.5).astype(np.float32)[:, None]
+                values = cv2.remap(self._source(int(s)), map_x, map_y, cv2.INTER_CUBIC,
+                                   borderMode=cv2.BORDER_REPLICATE)[:, 0]
+                gain = np.exp(carry.exposure[t] - carry.exposure[s]).astype(np.float32)
+                total[rows] += weights[rows, k, None] * values * gain
+        norm = weights.sum(axis=1, keepdims=True)
+        carried = total / np.maximum(norm, 1e-12)
+        alpha = np.where(norm[:, 0] > 0, alpha, 0.0).astype(np.float32)
+        for c, name in enumerate(("R", "G", "B")):
+            channel = names.index(name)
+            pixels[ys, xs, channel] = alpha * carried[:, c] + (1.0 - alpha) * pixels[ys, xs, channel]
+        confidence[ys, xs] = np.where(alpha > 0, conf, 0.0)
