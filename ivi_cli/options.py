@@ -121,6 +121,20 @@ fill = stack(
 )
 """The fill's training (TrainConfig)."""
 
+carry = stack(
+    click.option("--carry/--no-carry", default=None,
+                 help="Known pixels first: carry into each frame's matte what other frames show, along the "
+                      "background's optical flow, so the network invents only what the shot never shows "
+                      "(default: on; off for --preset paper). The output's confidence.Y says which is which."),
+    click.option("--clean", metavar="PATTERN",
+                 help="Clean reference frames, the first source of carried pixels: a clean pass shot without the "
+                      "object, or frames painted clean, numbered as the plate frames they show, in its format."),
+    click.option("--clean-frames", callback=_frames, metavar="FRAMES",
+                 help="The frames of --clean to use, e.g. 1001 or 1001,1040 (default: every one on disk that "
+                      "is a frame of the plate)."),
+)
+"""The known-pixel carry and its clean references (carry/)."""
+
 hires = stack(
     click.option("--scales", default=None, metavar="auto|off|N|F,F,1",
                  help="Progressive high resolution: finer scales trained on patches around the matte and run "
@@ -164,7 +178,7 @@ propagation = stack(
 )
 """Mask propagation, a keyframe job's first stage (PropagateConfig); only with --key-mask."""
 
-job = stack(inputs, out, preset, fill, hires, propagation, dilate, seed, device, checkpoint_dir)
+job = stack(inputs, out, preset, fill, carry, hires, propagation, dilate, seed, device, checkpoint_dir)
 """Every option that describes a job (a JobSpec), for inpaint, train and submit."""
 
 

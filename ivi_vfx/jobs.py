@@ -45,8 +45,8 @@ PROPAGATION_KEYS: dict[str, str] = {
     "propagate_work_size": "work_size",
 }
 """The JobSpec keys that only a keyframe job (`key_mask`) takes -> the PropagateConfig field each sets."""
-FILL_KEYS = ("steps", "budget", "finetune_steps", "encoder", "work_size", "scales", "patch_size", "scale_steps",
-             "tile_size")
+FILL_KEYS = ("steps", "budget", "finetune_steps", "encoder", "work_size", "carry", "clean", "clean_frames", "scales",
+             "patch_size", "scale_steps", "tile_size")
 """The JobSpec keys of the fill stage (TrainConfig, HiresConfig), which a mattes job has none of."""
 WRITES = ("clean", "mattes")
 """What a job writes to `out`: the clean plate (its alpha the filled matte), or the predicted mattes alone."""

@@ -201,6 +201,8 @@ def _train(spec: JobSpec, plate: FrameSequence, out: FrameSequence, *, device: s
         if cfg.carry:
             carry = _carry(spec, shot, save=world.is_main)
             shot = lift(shot, carry)
+            if not shot.holes.any():
+                logger.info("carry: other frames show every pixel of every matte; nothing is left to invent")
         elif world.is_main:
             spec.carry_path.unlink(missing_ok=True)  # another run's: never rendered with
         result = _fit(shot, cfg, device=torch_device, checkpoint=spec.model_path, resume=resume,

@@ -13,7 +13,7 @@ import pytest
 from conftest import TinyShot, make_tiny_shot
 from exr_helpers import write_test_exr
 
-FAST = ["--steps", "3", "--preset", "quick", "--work-size", "32", "--device", "cpu"]
+FAST = ["--no-carry", "--steps", "3", "--preset", "quick", "--work-size", "32", "--device", "cpu"]
 
 
 def ivi(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -50,7 +50,8 @@ def test_frames_option_and_quiet(tiny_shot: TinyShot, tmp_path: Path) -> None:
 def test_budget_ends_training_early_and_still_renders(tiny_shot: TinyShot, tmp_path: Path) -> None:
     out = tmp_path / "out"
     r = ivi("inpaint", "--plate", tiny_shot.plate, "--mask", tiny_shot.mask, "--out", str(out / "c.####.exr"),
-            "--preset", "quick", "--work-size", "32", "--device", "cpu", "--steps", "100000", "--budget", "0.00001")
+            "--preset", "quick", "--work-size", "32", "--device", "cpu", "--steps", "100000", "--budget", "0.00001",
+            "--no-carry")
     assert r.returncode == 0, r.stderr
     assert "budget of 1e-05 min is spent at step 1 of 100000" in r.stderr
     assert len(list(out.glob("c.*.exr"))) == len(tiny_shot.frames)

@@ -63,8 +63,10 @@ def test_outside_the_matte_every_half_bit_is_kept(tmp_path: Path) -> None:
     for t in range(COUNT):
         f = OpenEXR.File(str(tmp_path / f"out/clean.{1001 + t:04d}.exr"), separate_channels=True)
         header, channels = f.header(), f.channels()
-        assert sorted(channels) == ["A", "B", "G", "R"]
+        assert sorted(channels) == ["A", "B", "G", "R", "confidence.Y"]
         assert all(c.pixels.dtype == np.float16 for c in channels.values())
+        # Nothing carried (the tiny config is the paper's method): the whole matte is invented.
+        assert np.array_equal(channels["confidence.Y"].pixels, (mattes[t] == 0).astype(np.float16))
         assert header["compression"] == OpenEXR.PIZ_COMPRESSION
         assert header["studio/shot"] == "sh010" and header["studio/focus_mm"] == 35.5
         tc = header["timeCode"]

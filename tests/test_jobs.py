@@ -18,7 +18,7 @@ from ivi_vfx.io.exr import read_exr
 from ivi_vfx.jobs import SCHEMA_VERSION, JobSpec
 from ivi_vfx.mattes.fitting import load_propagation
 
-FAST = ["--steps", "3", "--preset", "quick", "--work-size", "32", "--device", "cpu"]
+FAST = ["--no-carry", "--steps", "3", "--preset", "quick", "--work-size", "32", "--device", "cpu"]
 
 
 def ivi(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -142,7 +142,7 @@ def test_train_then_render_chunks_is_idempotent_and_matches_inpaint(tiny_shot: T
     r = ivi("train", *shot_args(tiny_shot, out), *FAST, "--progress-format", "openjd")
     assert r.returncode == 0, r.stderr
     folder = out / ".ivi" / "clean"
-    assert sorted(p.name for p in folder.iterdir()) == ["job.json", "model.ckpt"]
+    assert sorted(p.name for p in folder.iterdir()) == ["job.json", "model.ckpt", "report"]
     assert JobSpec.load(folder).frames == "1001-1005"  # the frames on disk, decided at training
     assert [line for line in r.stdout.splitlines() if line.startswith("openjd_progress:")][-1] == "openjd_progress: 100"
     assert not list(out.glob("*.exr"))  # training renders nothing
@@ -191,7 +191,7 @@ def test_a_keyframe_job_predicts_its_mattes_when_training_and_renders_chunks_wit
     r = ivi("render", "--checkpoint-dir", str(folder), "--frames", "1002-1003", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     for frame, matte in zip((1002, 1003), mattes[1:3]):
-        alpha = read_exr(str(out / f"clean.{frame}.exr")).pixels[..., -1]
+        alpha = read_exr(str(out / f"clean.{frame}.exr")).channel("A")
         assert np.array_equal(alpha > 0, matte.pixels[..., 0] > 0)  # alpha: the predicted matte
 
 
@@ -213,7 +213,7 @@ def test_render_errors_name_the_fix(tiny_shot: TinyShot, tmp_path: Path) -> None
 
 def test_run_trains_and_renders_a_job_file_with_both_progress_formats(tiny_shot: TinyShot, tmp_path: Path) -> None:
     job = JobSpec(plate=tiny_shot.plate, mask=tiny_shot.mask, out=str(tmp_path / "out/c.####.exr"),
-                  frames="1002-1004", preset="quick", steps=3, work_size=32).save(tmp_path / "job.json")
+                  frames="1002-1004", preset="quick", steps=3, work_size=32, carry=False).save(tmp_path / "job.json")
     r = ivi("run", str(job), "--device", "cpu", "--progress-format", "both")
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (tmp_path / "out").glob("*.exr")) == ["c.1002.exr", "c.1003.exr", "c.1004.exr"]

@@ -15,7 +15,7 @@ from ivi_vfx.io.exr import read_exr
 from test_jobs import FAST, ivi, ivi_env, pixels, shot_args
 
 EXE = str(Path(sys.executable).with_name("ivi-render"))
-LONG = ["--preset", "quick", "--steps", "120", "--budget", "0", "--work-size", "32", "--device", "cpu"]
+LONG = ["--no-carry", "--preset", "quick", "--steps", "120", "--budget", "0", "--work-size", "32", "--device", "cpu"]
 
 
 def test_sigterm_in_training_checkpoints_and_the_same_command_resumes_to_the_same_weights(tiny_shot: TinyShot,
