@@ -24,6 +24,7 @@ runtime defaults): what a user's training step costs.
     .venv/bin/python bench/speed.py                              # reference vs optimised, CPU
     .venv/bin/python bench/speed.py --configs switches --work-size 304 --batch 2
     .venv/bin/python bench/speed.py --configs presets
+    .venv/bin/python bench/speed.py --device cuda --configs gpu        # each GPU switch (bench/gpu_check.py)
     .venv/bin/python bench/speed.py --device cuda --shot ../shared/data/davis/bmx-trees ...
 """
 from __future__ import annotations
@@ -95,6 +96,18 @@ def slow_specs(work: int, batch: int) -> list[Spec]:
             one("+compile", compile=True)]
 
 
+def gpu_specs(work: int, batch: int) -> list[Spec]:
+    """The reference's network, frames and batch on a GPU: fp32 (NCHW, eager: the reference), then
+    channels_last, bf16 autocast, both (the GPU's runtime defaults), fp16 with loss scaling, and
+    torch.compile on top of the defaults. bench/gpu_check.py runs them beside the CPU reference."""
+    ref = reference(work, batch)
+    one = lambda name, **kw: Spec(name, "paper", ref.changes | kw, flush_denormal=False)  # noqa: E731
+    return [one("fp32"), one("fp32 +channels_last", channels_last=True), one("bf16", precision="bf16"),
+            one("bf16 +channels_last", precision="bf16", channels_last=True),
+            one("fp16 +channels_last", precision="fp16", channels_last=True),
+            one("bf16 +channels_last +compile", precision="bf16", channels_last=True, compile=True)]
+
+
 def preset_specs() -> list[Spec]:
     """Each preset as it ships (its own width, working size, batch, crop and runtime defaults)."""
     from ivi_vfx.config import PRESETS
@@ -123,6 +136,8 @@ def worker(args: argparse.Namespace) -> dict:
     spec = Spec(**json.loads(args.worker))
     cfg = preset_config(spec.preset).replace(**spec.changes)
     device = args.device
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()  # this configuration's peak, also when one process runs several
     threads = runtime.configure_threads(cfg.threads)
     torch.set_flush_denormal(spec.flush_denormal)  # the reference keeps denormals, as torch does by default
     shot = load_shot(find_sequence(args.plate), find_sequence(args.mask), work_size=cfg.work_size)
@@ -246,7 +261,7 @@ def table(rows: list[dict], base: str) -> str:
                  f"{r['mpix_s']:.3f}", f"{r['hole_mpix_s']:.4f}",
                  f"{100 * r['data']:.0f} / {100 * r['forward']:.0f} / {100 * r['backward']:.0f}",
                  f"{r['cpu_s']:.2f}", f"{r['first_extra_s']:.1f}", f"{r['rss_mb']:.0f}"]
-        cells += [f"{r['cuda_peak_mb']:.0f}"] if cuda else []
+        cells += [f"{r['cuda_peak_mb']:.0f}" if "cuda_peak_mb" in r else "-"] if cuda else []
         cells += [f"{ref['step_s'] / r['step_s']:.2f}", f"{r['mpix_s'] / ref['mpix_s']:.2f}",
                   f"{r['hole_mpix_s'] / ref['hole_mpix_s']:.2f}", ", ".join(map(str, r["rounds"]))]
         lines.append("| " + " | ".join(cells) + " |")
@@ -256,7 +271,8 @@ def table(rows: list[dict], base: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", default="main", help="comma-separated: main (reference, optimised), switches, "
-                                                          "slow (bf16, compile), presets, all")
+                                                          "slow (bf16, compile), presets, gpu (fp32, channels_last, "
+                                                          "bf16, fp16, compile on CUDA), all")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--work-size", type=int, default=600, help="working size of the reference (600: 600x320)")
     parser.add_argument("--batch", type=int, default=5, help="batch of the reference and runtime configurations")
@@ -283,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     auto = Spec("optimised, threads -1", best.preset, best.changes | {"threads": -1})
     groups = {"main": [reference(args.work_size, args.batch), runtime_only(args.work_size, args.batch), best, auto],
               "switches": switch_specs(args.work_size, args.batch, args.threads),
-              "slow": slow_specs(args.work_size, args.batch), "presets": preset_specs()}
+              "slow": slow_specs(args.work_size, args.batch), "presets": preset_specs(),
+              "gpu": gpu_specs(args.work_size, args.batch)}
     groups["all"] = groups["main"] + groups["switches"] + groups["slow"] + groups["presets"]
     specs = [s for name in args.configs.split(",") for s in groups[name]]
     specs = list({s.name: s for s in specs}.values())
