@@ -189,7 +189,8 @@ def _log_ratio(a: np.ndarray, b: np.ndarray, flow: np.ndarray, untrusted: np.nda
 
 
 def _mismatch(a: np.ndarray, b: np.ndarray, flow: np.ndarray, hole_a: np.ndarray, hidden: np.ndarray) -> float:
-    """Median |a - b warped along flow| (mean over channels) of frame a's pixels around its matte that b shows."""
+    """Median |a - b warped along flow| (mean over channels, after the median offset) of frame a's pixels
+    around its matte that b shows."""
     h, w = hole_a.shape
     ring = _grow(hole_a, RING_PX) & ~_grow(hole_a, GUARD_PX) & ~hidden
     if ring.sum() < 16:
@@ -198,7 +199,9 @@ def _mismatch(a: np.ndarray, b: np.ndarray, flow: np.ndarray, hole_a: np.ndarray
         return 0.0
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     warped = cv2.remap(b, xx + flow[..., 0], yy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return float(np.median(np.abs(warped - a).mean(-1)[ring]))
+    difference = (warped - a)[ring]
+    difference -= np.median(difference, axis=0)  # a change of exposure is an offset here: matched, not a mismatch
+    return float(np.median(np.abs(difference).mean(-1)))
 
 
 def background_flows(images: np.ndarray, linear: np.ndarray, holes: np.ndarray) -> Flows:

@@ -112,7 +112,9 @@ class CarrySampler:
         conf = sample(conf_work[..., None], at_uv)[:, 0]
         # The carried value replaces the fill where the network took it as known (TRUST), with a ramp
         # one working pixel wide where that region ends, so no working pixel's edge shows at 4K.
-        alpha = sample((conf_work >= TRUST).astype(np.float32)[..., None], at_uv)[:, 0]
+        weak = np.zeros(h * w, np.float32)  # the matte's pixels that the network fills: the rest is known
+        weak[hits.points[hits.best < TRUST]] = 1.0
+        alpha = 1.0 - sample(weak.reshape(h, w, 1), at_uv)[:, 0]
         use = (point >= 0) & (alpha > 0)
         if not use.any():
             return

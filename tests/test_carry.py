@@ -1,0 +1,204 @@
+"""Known pixels first: what other frames show is carried into the matte, on real EXR files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from exr_helpers import write_test_exr
+from ivi_vfx.carry import CONFIDENCE, TRUST, load_carry, trace_shot
+from ivi_vfx.config import TrainConfig
+from ivi_vfx.errors import ConfigError, ShapeError
+from ivi_vfx.io.exr import read_exr
+from ivi_vfx.jobs import JobSpec
+from ivi_vfx.pipeline import render_job, run_job
+
+# A tiny network and a few steps: these tests are about what is carried, not what is learnt.
+TINY = TrainConfig(preset="test", cnum=8, steps=3, batch_size=2, work_size=64, log_every=1, carry=True)
+
+
+def _static_shot(folder: Path, count: int = 6, height: int = 24, width: int = 40, gains: list[float] | None = None,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A locked-off textured wall with its own grain each frame, a square object crossing it left to right,
+    and a 4x4 patch at the top left that an unmoving second object hides in every frame (never shown).
+
+    Returns (truth, mattes): (T, H, W, 3) the wall as written (half-rounded), (T, H, W) the mattes.
+    """
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    wall = rng.uniform(0.05, 0.8, (height, width, 3)).astype(np.float32)
+    truths, mattes = [], []
+    for t in range(count):
+        truth = wall + rng.normal(0, 0.01, wall.shape).astype(np.float32)  # each frame's own grain
+        truth *= (gains or [1.0] * count)[t]
+        truth = truth.astype(np.float16).astype(np.float32)
+        plate = truth.copy()
+        matte = np.zeros((height, width), np.float32)
+        x0 = 2 + 6 * t
+        matte[8:16, x0:x0 + 6] = 1
+        matte[1:5, 1:5] = 1
+        plate[matte > 0] = (0.9, 0.05, 0.05)
+        write_test_exr(folder / f"plate.{1001 + t:04d}.exr", np.concatenate([plate, np.ones_like(plate[..., :1])], -1))
+        write_test_exr(folder / f"mask.{1001 + t:04d}.exr", matte[..., None], channels=("A",))
+        truths.append(truth)
+        mattes.append(matte)
+    return np.stack(truths), np.stack(mattes)
+
+
+def _spec(folder: Path, out: Path, **changes) -> JobSpec:
+    return JobSpec(plate=str(folder / "plate.####.exr"), mask=str(folder / "mask.####.exr"),
+                   out=str(out / "clean.####.exr"), **changes)
+
+
+def _output(out: Path, frame: int) -> dict[str, np.ndarray]:
+    image = read_exr(out / f"clean.{frame}.exr")
+    return {name: image.channel(name) for name in image.channel_names}
+
+
+def test_a_locked_off_shot_carries_the_frames_that_show_each_pixel(tmp_path: Path) -> None:
+    truths, mattes = _static_shot(tmp_path / "in")
+    out = tmp_path / "out"
+    run_job(_spec(tmp_path / "in", out), device="cpu", cfg=TINY)
+    for t in range(len(truths)):
+        got = _output(out, 1001 + t)
+        rgb = np.stack([got[c] for c in "RGB"], -1)
+        moving = np.zeros(mattes[t].shape, bool)
+        moving[8:16] = mattes[t][8:16] > 0
+        # Every pixel the crossing object hides is shown by other frames, on whole pixels: the mean of
+        # the nearest frames that show it, each with its grain, so within the grain of the truth.
+        assert np.abs(rgb[moving] - truths[t][moving]).max() < 0.06
+        assert got[CONFIDENCE][moving].min() >= TRUST
+        shown = [s for s in range(len(truths)) if s != t and not mattes[s][moving].any()]
+        assert shown  # the test shot is built so
+        # The carried values are copies of the plate's own pixels, not a blend with the network: the
+        # mean of whole-pixel samples of the frames that show them.
+        carried = rgb[moving]
+        candidates = np.stack([truths[s][moving] for s in range(len(truths)) if s != t])
+        assert np.all((carried >= candidates.min(0) - 1e-3) & (carried <= candidates.max(0) + 1e-3))
+        # The patch no frame shows is invented, and says so.
+        assert np.all(got[CONFIDENCE][1:5, 1:5] == 0)
+        outside = mattes[t] == 0
+        assert np.all(got[CONFIDENCE][outside] == 1)
+    folder = out / ".ivi" / "clean"
+    assert (folder / "carry.npz").is_file()
+
+
+def test_exposure_changes_between_frames_leave_no_step(tmp_path: Path) -> None:
+    gains = [1.0, 1.15, 1.3, 1.45, 1.6, 1.75]
+    truths, mattes = _static_shot(tmp_path / "in", gains=gains)
+    out = tmp_path / "out"
+    run_job(_spec(tmp_path / "in", out), device="cpu", cfg=TINY)
+    for t in (0, 3, 5):
+        got = _output(out, 1001 + t)
+        rgb = np.stack([got[c] for c in "RGB"], -1)
+        moving = np.zeros(mattes[t].shape, bool)
+        moving[8:16] = mattes[t][8:16] > 0
+        # Without the exposure match a pixel carried from a frame 15% brighter or darker would be off by
+        # about 0.06 on average, all one way; matched, only the grain is left, with no bias.
+        error = rgb[moving] - truths[t][moving]
+        assert np.abs(error).mean() < 0.025 and abs(float(error.mean())) < 0.005
+
+
+def test_a_frame_painted_clean_is_the_first_source(tmp_path: Path) -> None:
+    truths, mattes = _static_shot(tmp_path / "in")
+    painted = tmp_path / "painted"
+    write_test_exr(painted / "clean.1003.exr", np.concatenate([truths[2], np.ones_like(truths[2][..., :1])], -1))
+    out = tmp_path / "out"
+    run_job(_spec(tmp_path / "in", out, clean=str(painted / "clean.####.exr")), device="cpu", cfg=TINY)
+    for t in range(len(truths)):
+        got = _output(out, 1001 + t)
+        rgb = np.stack([got[c] for c in "RGB"], -1)
+        inside = mattes[t] > 0
+        # Every frame takes the painted frame, at the same place (locked off): its pixels exactly,
+        # even the patch that no plate frame shows.
+        assert np.array_equal(rgb[inside], truths[2][inside]), t
+        assert got[CONFIDENCE][inside].min() >= TRUST
+
+
+def test_clean_frames_that_do_not_fit_are_refused_by_name(tmp_path: Path) -> None:
+    _static_shot(tmp_path / "in")
+    wrong = tmp_path / "wrong"
+    write_test_exr(wrong / "clean.1002.exr", np.ones((10, 12, 4), np.float32))
+    with pytest.raises(ShapeError, match=r"clean\.1002\.exr is 12x10 .*Reformat"):
+        run_job(_spec(tmp_path / "in", tmp_path / "out", clean=str(wrong / "clean.####.exr")), device="cpu", cfg=TINY)
+    with pytest.raises(ConfigError, match="--clean-frames 1200: frames 1200 are not frames of the plate"):
+        write_test_exr(wrong / "clean.1200.exr", np.ones((24, 40, 4), np.float32))
+        run_job(_spec(tmp_path / "in", tmp_path / "out2", clean=str(wrong / "clean.####.exr"), clean_frames="1200"),
+                device="cpu", cfg=TINY)
+    assert not list((tmp_path / "out").glob("*.exr")) and not list((tmp_path / "out2").glob("*.exr"))
+
+
+def test_a_chunk_renders_from_the_folder_as_the_whole_job_did(tmp_path: Path) -> None:
+    _static_shot(tmp_path / "in")
+    out = tmp_path / "out"
+    spec = _spec(tmp_path / "in", out)
+    run_job(spec, device="cpu", cfg=TINY)
+    first = {f: _output(out, f) for f in (1002, 1005)}
+    render_job(spec.replace(preset="quick"), [1002, 1005], device="cpu", overwrite=True)  # a farm chunk
+    for frame, channels in first.items():
+        again = _output(out, frame)
+        assert sorted(again) == sorted(channels)
+        for name in channels:
+            assert np.array_equal(again[name], channels[name]), (frame, name)
+
+
+def test_large_plates_carry_from_the_full_resolution_files(tmp_path: Path) -> None:
+    """At a working size half the plate's, the carried pixels still come from the plate's own
+    pixels (the grain is kept), not from the working frames scaled up."""
+    truths, mattes = _static_shot(tmp_path / "in", height=48, width=80)
+    out = tmp_path / "out"
+    run_job(_spec(tmp_path / "in", out), device="cpu", cfg=TINY.replace(work_size=40))
+    t = 2
+    got = _output(out, 1001 + t)
+    rgb = np.stack([got[c] for c in "RGB"], -1)
+    moving = np.zeros(mattes[t].shape, bool)
+    moving[8:16] = mattes[t][8:16] > 0
+    error = np.abs(rgb[moving] - truths[t][moving])
+    assert error.mean() < 0.015
+    # The grain survives: the carried pixels vary from one to the next as much as the truth's do.
+    detail = np.abs(np.diff(rgb[8:16], axis=1))[moving[8:16, 1:]].mean()
+    truth_detail = np.abs(np.diff(truths[t][8:16], axis=1))[moving[8:16, 1:]].mean()
+    assert detail > 0.6 * truth_detail
+
+
+def test_a_pan_carries_along_the_flow_and_leaves_what_no_frame_shows(tmp_path: Path) -> None:
+    """A camera pan (the wall slides 2 pixels a frame): chains follow it to where the pixel is shown."""
+    rng = np.random.default_rng(3)
+    count, height, width = 8, 32, 48
+    wall = rng.uniform(0.05, 0.8, (height, width + 2 * count, 3)).astype(np.float32)
+    wall = (wall + np.roll(wall, 1, 0) + np.roll(wall, 1, 1) + np.roll(wall, 1, (0, 1))) / 4
+    images, holes, truths = [], [], []
+    for t in range(count):
+        truth = wall[:, 2 * t: 2 * t + width]
+        hole = np.zeros((height, width), bool)
+        hole[10:20, 4 + 4 * t: 12 + 4 * t] = True
+        image = truth.copy()
+        image[hole] = (0.9, 0.1, 0.1)
+        images.append(image)
+        holes.append(hole)
+        truths.append(truth)
+    carry = trace_shot(np.stack(images), np.stack(holes))
+    for t in range(count):
+        hits = carry.hits[t]
+        trusted = hits.best >= TRUST
+        assert trusted.mean() > 0.9
+        ys, xs = np.divmod(hits.points[trusted], width)
+        assert np.abs(carry.values[t][trusted] - truths[t][ys, xs]).mean() < 0.03
+    assert not carry.static.any()
+
+
+def test_the_carry_file_round_trips_and_is_not_reused_for_another_shot(tmp_path: Path) -> None:
+    from ivi_vfx.carry import save_carry
+    _, mattes = _static_shot(tmp_path / "in")
+    images = np.random.default_rng(0).uniform(0.1, 0.9, (*mattes.shape, 3)).astype(np.float32)
+    carry = trace_shot(images, mattes > 0)
+    path = save_carry(tmp_path / "carry.npz", carry, "abc")
+    again = load_carry(path, "abc")
+    assert again is not None and again.work == carry.work
+    for a, b in zip(again.hits, carry.hits):
+        assert np.array_equal(a.points, b.points) and np.array_equal(a.weight, b.weight)
+    assert load_carry(path, "another shot") is None
+    path.write_bytes(b"not a carry")
+    with pytest.raises(ConfigError, match="carry.npz: not a readable carry"):
+        load_carry(path)
