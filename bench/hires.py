@@ -12,7 +12,11 @@ Then runs `ivi-render inpaint` twice, each a separate process:
 - `progressive`: `--scales auto` (or --scales), the finer scales on top of the same
   working-resolution model: it resumes a copy of the first run's checkpoint, so it trains only the
   finer scales. Its "wall" adds the first run's training seconds (from its log) to its own, so it
-  is what one progressive run from scratch costs.
+  is what one progressive run from scratch costs;
+- `carried`: `--scales off --carry`, the known-pixel carry (what other frames show, sampled from
+  their full-resolution files) with the working-resolution fill for the rest, from scratch.
+
+The first two run `--no-carry`: the network alone, as before the carry.
 
 and scores every output frame against the truth inside the matte:
 
@@ -208,19 +212,20 @@ def main() -> None:
             common = ["--plate", plate, "--mask", mask, "--preset", "final", "--steps", str(args.steps), "--budget",
                       "0", "--work-size", str(args.work_size), "--device", args.device, "--overwrite"]
             coarse_seconds = 0.0
-            for label, scales in (("working", "off"), ("progressive", args.scales)):
+            for label, scales in (("working", "off"), ("progressive", args.scales), ("carried", "off")):
                 out = str(folder / label / "clean.####.exr")
                 resume = "--no-resume" if label == "working" else "--resume"
                 if label == "progressive":  # the same working-resolution model: resume it, train the finer scales
                     (folder / "progressive.job").mkdir(exist_ok=True)
                     shutil.copy(folder / "working.job" / "model.ckpt", folder / "progressive.job" / "model.ckpt")
+                carry = "--carry" if label == "carried" else "--no-carry"
                 seconds, peak = run_inpaint(
-                    ["inpaint", *common, resume, "--out", out, "--scales", scales, "--patch-size",
+                    ["inpaint", *common, resume, carry, "--out", out, "--scales", scales, "--patch-size",
                      str(args.patch_size), "--scale-steps", str(args.scale_steps), "--tile-size", str(args.tile_size),
                      "--checkpoint-dir", str(folder / f"{label}.job")], folder / f"{label}.log")
                 if label == "working":
                     coarse_seconds = trained_seconds(folder / f"{label}.log")
-                else:
+                elif label == "progressive":
                     seconds += coarse_seconds
                 psnr, detail = score(scene, out)
                 rows.append((name, f"{width}x{height}", label, psnr, detail, seconds, peak))

@@ -10,6 +10,13 @@ shiftmap) are run once per shot. Prints a markdown table and writes a PNG plot.
 usage: python bench/quality.py [--clips pan_astronaut,fixed_rocket,davis_blackswan_fixed,davis_bmx_objswan]
                                [--preset final] [--budget 10] [--marks 1,2,4,6,8,10] [--set lr=1e-3 ...]
                                [--work /tmp/ivi_quality_curve] [--plot quality.png]
+       python bench/quality.py --ablation network,carried,both [--clips ...] [--preset final] [--budget 8]
+
+With --ablation, each shot runs the whole job path (pipeline.run_job, as `ivi-render inpaint` does) once
+per variant, beside all four peers of the harness (telea, median, shiftmap, flow): `network` is the
+paper's method (no carry), `carried` the known-pixel carry alone (no training; what no frame shows is
+filled by OpenCV's Telea, so the carry's own share is seen), `both` the default. It prints hole PSNR,
+detail, seam and flicker per variant and peer, the share of matte pixels carried, and the wall time.
 Needs opencv-contrib-python-headless, scikit-image and matplotlib besides the project.
 Timed: run it alone on the machine.
 """
@@ -27,6 +34,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ("telea", "median", "shiftmap")
+ALL_PEERS = ("telea", "median", "shiftmap", "flow")
+VARIANTS = ("network", "carried", "both")
+SCORES = ("psnr_hole", "detail", "seam", "flicker")
 
 
 def _value(text: str) -> object:
@@ -80,6 +90,82 @@ def curve(clip: Path, out: Path, cfg, marks: list[float]) -> list[dict]:
     return rows
 
 
+def _telea_rest(clip: Path, out: Path) -> None:
+    """Fill the matte pixels that the carry left to the network (confidence below TRUST) by Telea, in place."""
+    import cv2
+    import numpy as np
+
+    from ivi_vfx.carry import CONFIDENCE, TRUST
+    from ivi_vfx.io.exr import output_spec, read_exr, write_exr
+
+    for path in sorted(out.glob("clean.*.exr")):
+        image = read_exr(path)
+        names = image.channel_names
+        pixels = image.pixels.copy()
+        rest = ((pixels[..., names.index("A")] > 0) & (pixels[..., names.index(CONFIDENCE)] < TRUST))
+        if rest.any():
+            for name in ("R", "G", "B"):
+                c = names.index(name)
+                pixels[..., c] = cv2.inpaint(np.ascontiguousarray(pixels[..., c]), rest.astype(np.uint8), 3,
+                                             cv2.INPAINT_TELEA)
+        write_exr(path, pixels, output_spec(image.spec, names), overwrite=True)
+
+
+def ablation(clip: Path, work: Path, preset: str, budget: float, variant: str) -> dict:
+    """One variant of the tool on one shot through the job path: scores, carried share, wall seconds."""
+    from score import score
+
+    from ivi_vfx.carry import TRUST, load_carry
+    from ivi_vfx.config import preset_config
+    from ivi_vfx.jobs import JobSpec
+    from ivi_vfx.pipeline import run_job
+
+    cfg = preset_config(preset).replace(budget=budget, carry=variant != "network")
+    if variant == "carried":
+        cfg = cfg.replace(steps=0)
+    out = work / variant
+    spec = JobSpec(plate=str(clip / "plate.####.exr"), mask=str(clip / "mask.####.exr"),
+                   out=str(out / "clean.####.exr"))
+    started = time.perf_counter()
+    result = run_job(spec, device="cpu", resume=False, overwrite=True, cfg=cfg)
+    seconds = time.perf_counter() - started
+    if variant == "carried":
+        _telea_rest(clip, out)
+    carry = load_carry(spec.carry_path) if cfg.carry else None
+    scored = score(str(clip), str(out / "clean.####.exr"))
+    return {**{k: scored[k] for k in SCORES}, "carried": carry.share(TRUST) if carry else 0.0,
+            "steps": result.fit.step if result.fit else 0, "seconds": seconds}
+
+
+def run_ablation(a: argparse.Namespace, clips: Path, names: list[str]) -> None:
+    from baselines import run as run_peer
+    from score import score
+
+    variants = a.ablation.split(",")
+    rows: list[tuple[str, str, dict]] = []
+    for name in names:
+        clip = clips / name
+        for peer in ALL_PEERS:
+            folder = a.work / name / peer
+            run_peer(peer, str(clip), str(folder))
+            scored = score(str(clip), str(folder / "clean.####.exr"))
+            rows.append((name, peer, {k: scored[k] for k in SCORES}))
+        for variant in variants:
+            rows.append((name, f"ivi {variant}", ablation(clip, a.work / name, a.preset, a.budget, variant)))
+            print(f"{name} {variant}: {rows[-1][2]}", file=sys.stderr, flush=True)
+    (a.work / "ablation.json").write_text(json.dumps(rows, indent=1))
+    print(f"\npreset {a.preset}, budget {a.budget:g} min of training per shot; hole PSNR dB (sRGB), detail "
+          f"(the fill's high frequencies / the truth's), seam (1 = the truth's step), flicker\n")
+    print("| shot | method | hole PSNR | detail | seam | flicker | carried | steps | wall (s) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, method, r in rows:
+        extra = (f"{r['carried']:.0%} | {r['steps']} | {r['seconds']:.0f}" if method.startswith("ivi")
+                 else "- | - | -")
+        detail = f"{r['detail']:.2f}" if r["detail"] is not None else "-"
+        seam = f"{r['seam']:.2f}" if r["seam"] is not None else "-"
+        print(f"| {name} | {method} | {r['psnr_hole']:.2f} | {detail} | {seam} | {r['flicker']:.4f} | {extra} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", default="pan_astronaut,fixed_rocket,davis_blackswan_fixed,davis_bmx_objswan")
@@ -91,6 +177,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/ivi_quality_curve"))
     ap.add_argument("--plot", type=Path, default=None, help="PNG to write (default: WORK/quality.png)")
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    ap.add_argument("--ablation", default=None, metavar="VARIANTS",
+                    help=f"instead of the curve: the job path once per variant ({','.join(VARIANTS)}) beside all "
+                         f"four peers")
     a = ap.parse_args()
     bench = a.shared / "bench"
     sys.path.insert(0, str(bench))
@@ -105,6 +194,9 @@ def main() -> None:
     names = a.clips.split(",")
     if not all((clips / n / "gt.1001.exr").exists() for n in names):
         subprocess.run([sys.executable, str(bench / "clips.py"), str(clips)], check=True, capture_output=True)
+    if a.ablation:
+        run_ablation(a, clips, names)
+        return
     marks = [float(m) for m in a.marks.split(",") if float(m) < a.budget]
     results: dict[str, dict] = {}
     for name in names:
