@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ivi_vfx import __version__
+from ivi_vfx import __version__, runtime
 from ivi_vfx.errors import IviError, StopRequested
 
 from . import demo, inpaint, preview, propagate, render, run, submit, train
@@ -35,6 +35,11 @@ class IviGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("ivi-render: interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
+        except Exception as exc:
+            if not runtime.is_out_of_memory(exc):  # training names its own sizes (DeviceMemoryError)
+                raise
+            click.echo(f"ivi-render: error: {runtime.out_of_memory_message(exc)}", err=True)
+            ctx.exit(EXIT_ERROR)
 
 
 @click.group(cls=IviGroup, context_settings={"help_option_names": ["-h", "--help"]})

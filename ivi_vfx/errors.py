@@ -52,6 +52,10 @@ class MatteError(IviError, ValueError):
     """A matte leaves nothing known to learn the fill from (it covers every pixel)."""
 
 
+class DeviceMemoryError(IviError, MemoryError):
+    """The GPU (or the machine) ran out of memory; the message names the sizes that would fit."""
+
+
 class OutputExistsError(IviError, FileExistsError):
     """An output frame exists and overwriting was not asked for."""
 

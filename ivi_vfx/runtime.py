@@ -21,12 +21,17 @@ compile, torch's thread count (exact resumes) with -1 for shared machines.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
-from typing import Any, Protocol, TypeVar, cast
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 import torch
 from torch import nn
+
+from ivi_vfx.errors import DeviceMemoryError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 """Values of TrainConfig.precision."""
@@ -164,3 +169,70 @@ def cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+# --- out of memory ---------------------------------------------------------------------------------
+
+GPU_TILE_SIZE, GPU_PATCH_SIZE = 1024, 128
+"""HiresConfig's automatic tile and patch sizes on a GPU (config.HiresConfig.for_device)."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for a device or host allocation failure: torch's OutOfMemoryError (CUDA, MPS), MemoryError, or
+    the RuntimeError of an allocator that has no type of its own ("out of memory", "can't allocate")."""
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def smaller(size: int, floor: int = 16) -> int:
+    """Half of a size in pixels, a multiple of 4 (the generator's modulo), at least `floor`."""
+    return max(floor, size // 2 // 4 * 4)
+
+
+def out_of_memory_message(exc: BaseException, *, work_size: int | None = None, tile_size: int | None = None,
+                          patch_size: int | None = None, checkpoint: Path | None = None,
+                          doing: str = "") -> str:
+    """What ran out, and the sizes that would fit: each of --work-size, --tile-size and --patch-size at half
+    the value in use (the GPU's automatic sizes where the value is not known here)."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    first = first if len(first) <= 160 else first[:157] + "..."
+    device = "the GPU" if isinstance(exc, torch.OutOfMemoryError) else "the machine"
+    sizes = [f"--work-size {smaller(work_size)} (it is {work_size})" if work_size else
+             "--work-size at half the job's (job.json)"]
+    tile, patch = tile_size or GPU_TILE_SIZE, patch_size or GPU_PATCH_SIZE
+    sizes.append(f"--tile-size {smaller(tile, 64)} and --patch-size {smaller(patch)} (half of "
+                 f"{'the GPU defaults ' if not (tile_size or patch_size) else ''}{tile} and {patch}) for a plate "
+                 f"with finer scales")
+    kept = ""
+    if checkpoint is not None and Path(checkpoint).is_file():
+        kept = (f"; the checkpoint {checkpoint} is kept: the same command resumes from it on a device with more "
+                f"free memory (another size trains afresh)")
+    return (f"{device} ran out of memory{f' {doing}' if doing else ''} ({first}); run again with smaller sizes: "
+            f"{', '.join(sizes)}{kept}")
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def names_memory_fix(train: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a training function `train(shot, cfg, *, checkpoint=None, ...)` so that running out of
+    memory is a DeviceMemoryError with the sizes that would fit (exit 1 on the command line), not a
+    traceback. The checkpoint already written is left as it is."""
+    @functools.wraps(train)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return train(*args, **kwargs)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            cfg = kwargs.get("cfg", args[1] if len(args) > 1 else None)
+            checkpoint = kwargs.get("checkpoint")
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()  # what the failed step held, for whatever runs next
+            raise DeviceMemoryError(out_of_memory_message(
+                exc, work_size=getattr(cfg, "work_size", None), doing="training the fill",
+                checkpoint=Path(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else None)) from exc
+    return wrapper

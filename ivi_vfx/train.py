@@ -21,6 +21,7 @@ training 2N steps equals N steps, a stop, and N resumed steps.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -237,7 +238,8 @@ class Regularizers:
 
 def _payload(cfg: TrainConfig, shot: Shot, model: Generator, optimizer: torch.optim.Optimizer,
              rng: torch.Generator, step: int, finetune_from: int, world: World = World(),
-             rule: StoppingRule | None = None) -> dict:
+             rule: StoppingRule | None = None, plateau: bool = False,
+             scaler: torch.amp.GradScaler | None = None) -> dict:
     extra = {}
     if world.distributed:
         # Every rank's generator, so that a resume with as many ranks continues exactly; a collective,
@@ -253,12 +255,15 @@ def _payload(cfg: TrainConfig, shot: Shot, model: Generator, optimizer: torch.op
         "optimizer": optimizer.state_dict(),
         "rng": rng.get_state(),
         "finetune_from": finetune_from,
-        "validation": rule.to_dict() if rule else {},
+        # With the plateau that begins the fine-tune stage at the next step, so that a stop there resumes into it.
+        "validation": rule.to_dict() | {"plateau": plateau} if rule else {},
+        "scaler": scaler.state_dict() if scaler else {},  # fp16's loss scale (empty when disabled)
     }
 
 
 def _resume(path: Path, cfg: TrainConfig, shot: Shot, model: Generator, optimizer: torch.optim.Optimizer,
-            rng: torch.Generator, device: torch.device, world: World = World()) -> tuple[int, int, dict]:
+            rng: torch.Generator, device: torch.device, world: World = World(),
+            scaler: torch.amp.GradScaler | None = None) -> tuple[int, int, dict]:
     """Load a compatible checkpoint into the fresh state.
 
     Returns:
@@ -281,6 +286,8 @@ def _resume(path: Path, cfg: TrainConfig, shot: Shot, model: Generator, optimize
         logger.warning("%s was trained with another configuration; starting afresh", path)
         return 0, -1, {}
     ckpt.restore(path, data, model, optimizer)
+    if scaler is not None and data.get("scaler"):
+        scaler.load_state_dict(data["scaler"])  # a no-op for a disabled scaler (fp32, bf16, a CPU)
     ranks = data.get("rng_ranks") or [data["rng"]]
     rng.set_state(ranks[world.rank] if len(ranks) == world.size else data["rng"])
     if len(ranks) != world.size and world.distributed:
@@ -289,6 +296,7 @@ def _resume(path: Path, cfg: TrainConfig, shot: Shot, model: Generator, optimize
     return int(data["step"]), int(data.get("finetune_from", -1)), dict(data.get("validation") or {})
 
 
+@runtime.names_memory_fix  # out of memory: DeviceMemoryError with the sizes that fit, the checkpoint kept
 def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", checkpoint: Path | None = None,
         resume: bool = True, on_step: Callable[[StepInfo], bool | None] | None = None,
         world: World | None = None) -> FitResult:
@@ -313,10 +321,10 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
     runtime.configure_threads(cfg.threads)
     world = world or World()
     model, optimizer, rng = _new_state(cfg, device, world)
-    step, finetune_from, history = (_resume(Path(checkpoint), cfg, shot, model, optimizer, rng, device, world)
-                                    if checkpoint and resume else (0, -1, {}))
-    sampler = BatchSampler(shot, cfg, rng, world)
     scaler = runtime.grad_scaler(device, cfg)  # loss scaling for fp16 on CUDA; a pass-through otherwise
+    step, finetune_from, history = (_resume(Path(checkpoint), cfg, shot, model, optimizer, rng, device, world,
+                                            scaler) if checkpoint and resume else (0, -1, {}))
+    sampler = BatchSampler(shot, cfg, rng, world)
     validator = Validator(shot, cfg.seed) if cfg.validate_every else None
     rule: StoppingRule | None = None
     if validator is not None and validator.active:
@@ -324,11 +332,11 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
         rule = StoppingRule.from_dict(history, cfg.patience)
     elif validator is not None:
         logger.info("no frame has room for a validation hole: no quality estimate, no early stop")
-    converged = plateau = False
+    converged, plateau = False, bool(history.get("plateau"))
 
     def save() -> None:
         assert checkpoint is not None  # called only under `if checkpoint`
-        payload = _payload(cfg, shot, model, optimizer, rng, step, finetune_from, world, rule)
+        payload = _payload(cfg, shot, model, optimizer, rng, step, finetune_from, world, rule, plateau, scaler)
         if world.is_main:
             ckpt.save(checkpoint, payload)
 
@@ -435,4 +443,7 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[Generato
     model = build_generator(int(data["arch"]["cnum"])).to(device)
     model.load_state_dict(data["model"])
     model.eval()
+    # What rendered a frame, for its header (provenance.py): the checkpoint's digest, job folder and step.
+    model.source = {"checkpoint": str(path), "job": str(Path(path).parent), "step": int(data["step"]),
+                    "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
     return model, data

@@ -116,6 +116,9 @@ class Generator(nn.Module):
             raise ValueError(f"generator width cnum={cnum} must be a multiple of 4")
         c = cnum
         self.cnum = cnum
+        self.source: dict[str, object] = {}
+        """Where the weights came from, set by train.load_model: the checkpoint's path, its job folder,
+        sha256 and step (written into every output frame, provenance.py); empty for a fresh network."""
         self.coarse = _chain(4, [
             ("conv", c, 5, 1, 1), ("conv", 2 * c, 3, 2, 1), ("conv", 2 * c, 3, 1, 1),
             ("conv", 4 * c, 3, 2, 1), ("conv", 4 * c, 3, 1, 1), ("conv", 4 * c, 3, 1, 1),
