@@ -19,9 +19,10 @@ import torch
 
 from ivi_vfx.carry.sampling import CarrySampler
 from ivi_vfx.errors import ExrReadError, OutputExistsError
-from ivi_vfx.io.exr import ExrImage, check_writable, output_spec, read_exr, read_header, write_exr
+from ivi_vfx.io.exr import ExrImage, check_writable, read_exr, read_header
 from ivi_vfx.io.sequence import FrameSequence
 from ivi_vfx.nets import Generator
+from ivi_vfx.provenance import write_frame
 from ivi_vfx.shot import RGB, Shot
 
 logger = logging.getLogger(__name__)
@@ -190,7 +191,7 @@ def render(model: Generator, shot: Shot, out: FrameSequence, *, frames: Iterable
         path = out.path(frame)
         _remove_stale_temporaries(path)
         try:
-            write_exr(path, pixels, output_spec(original.spec, names), overwrite=overwrite)
+            write_frame(path, original, pixels, names, model=model, overwrite=overwrite)  # + provenance, parts
         except OutputExistsError:
             if not skip_existing:
                 raise

@@ -197,7 +197,7 @@ def output_spec(template: oiio.ImageSpec, channel_names: Sequence[str]) -> oiio.
 
 
 def write_exr(path: str | os.PathLike[str], pixels: np.ndarray, spec: oiio.ImageSpec, *,
-              overwrite: bool = False) -> None:
+              overwrite: bool = False, parts_from: str | os.PathLike[str] | None = None) -> None:
     """Write one EXR atomically: to a hidden temp file in the same folder, then renamed into place.
 
     A killed or failed write never leaves a partial frame under ``path``; the temp file
@@ -209,8 +209,12 @@ def write_exr(path: str | os.PathLike[str], pixels: np.ndarray, spec: oiio.Image
             order; converted by OIIO to each channel's type in ``spec`` (half, float).
         spec: the header, usually from ``output_spec``.
         overwrite: replace an existing file.
+        parts_from: an input EXR whose parts after the first are copied after ``pixels`` as they are
+            (raw pixel data: bit for bit whatever their types, uint included), so that a multipart
+            frame's other parts pass through; None, or a single-part file, writes one part.
 
     Raises:
+        ExrReadError: a part of ``parts_from`` cannot be read (names it).
         ShapeError: ``pixels`` does not match the spec's data window and channel count.
         OutputExistsError: ``path`` exists and ``overwrite`` is False.
         ExrWriteError: the folder cannot be created or written, or OIIO fails to write.
@@ -224,7 +228,7 @@ def write_exr(path: str | os.PathLike[str], pixels: np.ndarray, spec: oiio.Image
     _make_folder(path.parent)
     tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
     try:
-        _write_file(tmp, pixels, spec, path)
+        _write_file(tmp, pixels, spec, path, None if parts_from is None else Path(parts_from))
         try:
             os.replace(tmp, path)
         except OSError as exc:
@@ -292,8 +296,8 @@ def _check_input(path: Path, inp: oiio.ImageInput) -> None:
         raise ExrReadError(f"{path} is a deep EXR; flatten it (Nuke DeepToImage) and write a flat EXR")
     parts = spec.get_int_attribute("oiio:subimages", 1)
     if parts > 1:
-        logger.warning("%s has %d parts; only the first (channels %s) is read", path, parts,
-                       ", ".join(spec.channelnames))
+        logger.debug("%s has %d parts; the first (channels %s) is read, the others pass through to the output",
+                     path, parts, ", ".join(spec.channelnames))
 
 
 @contextlib.contextmanager
@@ -383,17 +387,61 @@ def _make_folder(folder: Path) -> None:
                             f"remove what is in the way, fix the permissions, or choose another --out") from exc
 
 
-def _write_file(tmp: Path, pixels: np.ndarray, spec: oiio.ImageSpec, final: Path) -> None:
-    """Write ``pixels`` to ``tmp`` as EXR; ExrWriteError (naming ``final``) on any OIIO failure."""
+def other_parts(path: str | os.PathLike[str]) -> list[oiio.ImageSpec]:
+    """The headers of an EXR's parts after the first (empty for a single-part file).
+
+    Raises:
+        ExrReadError: the file cannot be read (names it).
+    """
+    path = Path(path)
+    with _read_errors_named(path):
+        inp = _open_input(path)
+        try:
+            specs = []
+            for part in range(1, inp.spec().get_int_attribute("oiio:subimages", 1)):
+                if not inp.seek_subimage(part, 0):
+                    raise ExrReadError(_unreadable(path, f"part {part}: {_error_text(inp.geterror)}"))
+                specs.append(oiio.ImageSpec(inp.spec()))
+            return specs
+        finally:
+            inp.close()
+
+
+def _write_file(tmp: Path, pixels: np.ndarray, spec: oiio.ImageSpec, final: Path,
+                parts_from: Path | None = None) -> None:
+    """Write ``pixels`` to ``tmp`` as EXR, then ``parts_from``'s other parts; ExrWriteError (naming ``final``)
+    on any OIIO failure, ExrReadError (naming ``parts_from``) when a part to copy cannot be read."""
+    parts = other_parts(parts_from) if parts_from is not None else []
     out = oiio.ImageOutput.create(_EXR_FORMAT)  # by format name: the '.tmp' suffix names no format
     if out is None:
         raise ExrWriteError(f"cannot write {final}: OpenImageIO has no EXR writer ({oiio.geterror()}); "
                             f"reinstall OpenImageIO")
     # OIIO converts float32 to each channel's type in spec (per-channel formats included).
-    ok = out.open(str(tmp), spec) and out.write_image(pixels)
+    ok = out.open(str(tmp), [spec, *parts] if parts else spec) and out.write_image(pixels)
     error = out.geterror() if not ok else ""
+    if ok and parts:
+        assert parts_from is not None
+        error = _copy_parts(out, str(tmp), parts_from, parts)
+        ok = not error
     closed = out.close()  # flushes the last chunks: a full disk can fail here
     if not ok or not closed:
         error = error or out.geterror() or "closing the file failed"
         raise ExrWriteError(f"cannot write {final} ({error.strip()}); check that {final.parent} is writable "
                             f"and has free space, or choose another --out")
+
+
+def _copy_parts(out: oiio.ImageOutput, tmp: str, source: Path, parts: Sequence[oiio.ImageSpec]) -> str:
+    """Append ``source``'s parts 1..n to an open output, raw; '' when done, else OIIO's error."""
+    with _read_errors_named(source):
+        inp = _open_input(source)
+        try:
+            for part, part_spec in enumerate(parts, start=1):
+                if not (out.open(tmp, part_spec, "AppendSubimage") and inp.seek_subimage(part, 0)
+                        and out.copy_image(inp)):
+                    reading = _error_text(inp.geterror)
+                    if reading:
+                        raise ExrReadError(_unreadable(source, f"part {part}: {reading}"))
+                    return _error_text(out.geterror) or f"copying part {part} of {source} failed"
+        finally:
+            inp.close()
+    return ""
