@@ -29,10 +29,11 @@ ODD = "it's a \"shot\" with spaces $HOME"
 def knob_values(**changes: object) -> dict[str, object]:
     """The gizmo's defaults as gizmo.knob_values reads them, with some changed."""
     values: dict[str, object] = {
+        knobs.RANGE_FROM: "input", knobs.OVERWRITE: False, knobs.CLEAN_FRAMES: "",
         knobs.FIRST_FRAME: 1001, knobs.LAST_FRAME: 1005, knobs.MATTE_MODE: "matte sequence",
         knobs.KEY_FRAMES: "", knobs.MAX_SPEED: 0.0, knobs.ROUNDS: 0, knobs.MATTE_CHANNEL: "alpha",
         knobs.PRESET: "auto", knobs.STEPS: 0, knobs.WORK_SIZE: 0, knobs.OUTPUT: "/shots/sh010/clean.####.exr",
-        knobs.RUN_ON: "this machine", knobs.RESUME: True, knobs.EXECUTABLE: "", knobs.GIZMO_VERSION: "3"}
+        knobs.RUN_ON: "this machine", knobs.RESUME: True, knobs.EXECUTABLE: "", knobs.GIZMO_VERSION: "4"}
     assert set(values) == set(knobs.READ_KNOBS)
     values.update(changes)
     return values
@@ -174,7 +175,10 @@ def test_command_lines_are_argument_lists_that_keep_odd_paths_whole(tmp_path: Pa
     where = paths.job_paths(req)
     assert commands.local_command("/opt/ivi render/ivi-render", req, where) == [
         "/opt/ivi render/ivi-render", "run", str(where.job_file), "--device", "auto", "--progress-format", "plain",
-        "--overwrite", "--no-resume"]
+        "--no-resume"]
+    over = request.from_knob_values(knob_values(**{knobs.OUTPUT: out, knobs.OVERWRITE: True}))
+    assert commands.local_command("ivi-render", over, where)[-1] == "--overwrite"
+    assert commands.predict_command("ivi-render", req, where)[1:3] == ["run", str(where.predict_file)]
     farm = request.from_knob_values(knob_values(**{knobs.OUTPUT: out, knobs.RUN_ON: "farm: deadline"}))
     assert commands.submit_command("ivi-render", farm, where) == [
         "ivi-render", "submit", "--farm", "deadline", "--bundle", str(where.bundle), "--job", str(where.job_file)]
@@ -312,7 +316,7 @@ def test_real_ivi_render_runs_the_job_file_from_an_odd_folder(tmp_path: Path) ->
     assert job.state == "done" and job.progress == 100
     assert any(progress.parse_progress(line) == 100 for line in job.log)
     assert paths.result_exists(req.out, 1001, 1003)
-    assert read_exr(paths.frame_path(req.out, 1002)).spec.channelnames[-1] == "A"
+    assert "A" in read_exr(paths.frame_path(req.out, 1002)).spec.channelnames
 
 
 def test_nuke_side_never_imports_torch_or_the_engine() -> None:
@@ -340,3 +344,182 @@ def test_real_ivi_render_runs_a_keyframe_job_file(tmp_path: Path) -> None:
                           env={**commands.subprocess_env(), "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr
     assert paths.result_exists(req.out, 1001, 1003)
+
+
+# --- issue 20: bake or path, versions, views, predict, ETA, the job store ---------------------------------
+
+from ivi_nuke import sources  # noqa: E402
+from ivi_nuke.runner import Steps, call_now  # noqa: E402
+
+
+def read_info(**changes: object) -> sources.InputInfo:
+    return dataclasses.replace(sources.InputInfo("Read", file="/p/plate.####.exr", colorspace="default (linear)",
+                                                 first=1001, last=1100), **changes)
+
+
+@pytest.mark.parametrize("info, reason", [
+    (None, "not connected"), (sources.InputInfo("Grade"), "a Grade, not a Read"),
+    (read_info(disabled=True), "disabled"), (read_info(file="/p/plate.####.dpx"), "not an EXR"),
+    (read_info(file="/p/plate.exr"), "no frame token"), (read_info(colorspace="sRGB"), "converts its colour"),
+    (read_info(frame_mode="frame+1"), "shifts its frames"),
+    (read_info(last=1050), "not all of 1001-1100"), (read_info(file="[value root.plate]"), "not an EXR"),
+    (read_info(file="/p/[value x].####.exr"), "expression"),
+])
+def test_anything_but_a_plain_exr_read_is_baked_and_says_why(info: sources.InputInfo | None, reason: str) -> None:
+    source = sources.choose(info, "/job/nuke/plate.####.exr", 1001, 1100)
+    assert source.baked and source.pattern == "/job/nuke/plate.####.exr" and reason in source.reason
+
+
+def test_a_plain_exr_read_is_read_by_path_per_view() -> None:
+    for info in (read_info(), read_info(raw=True, colorspace="sRGB"), read_info(colorspace="ACEScg",
+                                                                                working_space="ACEScg")):
+        assert sources.choose(info, "bake", 1001, 1100) == sources.Source(
+            "/p/plate.####.exr", False, "read by path: /p/plate.####.exr")
+    stereo = read_info(file="/p/%V/plate_%v.####.exr")
+    assert sources.choose(stereo, "bake", 1001, 1100, "left").pattern == "/p/left/plate_l.####.exr"
+    assert sources.choose(stereo, "bake", 1001, 1100).baked  # a view token in a mono script
+
+
+@pytest.mark.parametrize("space, linear", [("linear", True), ("scene_linear", True), ("ACES - ACEScg", True),
+                                           ("Linear Rec.709 (sRGB)", True), ("", True), ("sRGB", False),
+                                           ("ACES - ACEScct", False), ("Cineon", False), ("rec709", False)])
+def test_scene_linear_working_spaces(space: str, linear: bool) -> None:
+    assert sources.scene_linear(space) is linear
+
+
+def test_versions_up_a_finished_result_and_never_replaces_one_silently(tmp_path: Path) -> None:
+    out = str(tmp_path / "v003" / "sh010_clean_v003.####.exr")
+    assert paths.version_of(out) == 3 and paths.with_version(out, 12).endswith("v012/sh010_clean_v012.####.exr")
+    on_disk: set[str] = set()
+
+    def plan(pattern: str, **flags: bool) -> paths.OutputPlan:
+        return paths.plan_output(pattern, 1001, 1003, exists=on_disk.__contains__,
+                                 **{"overwrite": False, "resume": True, **flags})
+    assert plan(out) == paths.OutputPlan(out, False)
+    on_disk.add(paths.frame_path(out, 1001))  # a render stopped after one frame: finish it
+    assert plan(out).out == out and "1 of 3 frames already written" in plan(out).note
+    assert plan(out, resume=False).out.endswith("v004.####.exr")  # retrained afresh: a new version
+    on_disk.update(paths.frame_path(out, f) for f in (1002, 1003))
+    on_disk.add(paths.frame_path(paths.with_version(out, 4), 1002))  # v004 taken too
+    assert plan(out) == paths.OutputPlan(paths.with_version(out, 5), False, "v003 kept; writing v005")
+    assert plan(out, overwrite=True).overwrite
+    bare = str(tmp_path / "clean.####.exr")
+    on_disk.add(paths.frame_path(bare, 1001))
+    with pytest.raises(request.RequestError, match="put a version in it .* turn on 'overwrite'"):
+        plan(bare, resume=False)
+
+
+def test_one_request_per_view_each_with_its_own_job_folder() -> None:
+    req = request.from_knob_values(knob_values(**{knobs.OUTPUT: "/s/clean_%V.####.exr"}))
+    left, right = request.for_views(req, ["left", "right"])
+    assert (left.out, left.view, left.name, right.name) == ("/s/clean_left.####.exr", "left", "clean_left",
+                                                           "clean_right")
+    assert paths.job_paths(left).folder != paths.job_paths(right).folder
+    assert request.for_views(req, ["main"]) == [req]
+    with pytest.raises(request.RequestError, match="put %V in the output"):
+        request.for_views(request.from_knob_values(knob_values()), ["left", "right"])
+
+
+def test_predict_and_the_fill_after_it_are_jobspecs_of_one_folder(tmp_path: Path) -> None:
+    req = request.from_knob_values(knob_values(**{knobs.MATTE_MODE: "keyframe matte", knobs.KEY_FRAMES: "1001",
+                                                  knobs.PRESET: "quick", knobs.STEPS: 3, knobs.ROUNDS: 2,
+                                                  knobs.OUTPUT: str(tmp_path / "clean.####.exr")}))
+    where = paths.job_paths(req)
+    predict = JobSpec.from_dict(req.predict_dict(where.plate, where.matte, str(where.folder), where.mattes))
+    fill = JobSpec.from_dict(req.job_dict(where.plate, where.matte))
+    assert (predict.writes, predict.folder, predict.out, predict.rounds) == ("mattes", where.folder, where.mattes, 2)
+    assert predict.propagate_config() == fill.propagate_config()  # the Render's propagation resumes its checkpoint
+    assert fill.predicted_mattes == where.mattes == predict.predicted_mattes and fill.folder == where.folder
+    reuse = JobSpec.from_dict(req.job_dict(where.plate, where.mattes, predicted=True))
+    assert (reuse.mask, reuse.key_mask, reuse.mask_channel, reuse.steps) == (where.mattes, None, "A", 3)
+    with pytest.raises(request.RequestError, match="needs a keyframe matte"):
+        request.from_knob_values(knob_values()).predict_dict("p", "m", "f", "o")
+
+
+def test_the_clean_reference_goes_into_the_job() -> None:
+    req = request.from_knob_values(knob_values(**{knobs.CLEAN_FRAMES: "1001, 1004-1005"}))
+    spec = JobSpec.from_dict(req.job_dict("p.####.exr", "m.####.exr", clean="c.####.exr"))
+    assert (spec.clean, spec.clean_frames) == ("c.####.exr", "1001, 1004-1005")
+    assert request.parse_frame_list("1001, 1004-1005 1-9x4") == [1, 5, 9, 1001, 1004, 1005]
+    assert "clean" not in req.job_dict("p", "m")
+    with pytest.raises(request.RequestError, match="clean_frames: 'x' is not a frame list"):
+        request.from_knob_values(knob_values(**{knobs.CLEAN_FRAMES: "x"}))
+
+
+def test_eta_and_the_guard() -> None:
+    reg, now = registry.JobRegistry(), [1000.0]
+    job = reg.add("clean", "IVI_Inpaint1", "this machine", "/o/clean.####.exr", 1001, 1005)
+    job.clock = lambda: now[0]
+    assert reg.active_for("IVI_Inpaint1") is job and reg.active_for("IVI_Inpaint2") is None
+    reg.start(job, ["ivi-render"], cancel=None)
+    reg.line(job, "Progress: 25%", 25)
+    now[0] += 300  # five minutes for a quarter
+    assert job.eta_seconds == 900 and job.status == "running on this machine: 25%, about 15 min left"
+    reg.finish(job, 0)
+    assert reg.active_for("IVI_Inpaint1") is None and job.eta_seconds is None
+    assert registry.format_duration(45) == "45 s" and registry.format_duration(3900) == "1 h 05 min"
+
+
+def test_the_job_store_keeps_a_scripts_jobs_and_disk_progress_follows_the_folder(tmp_path: Path) -> None:
+    assert registry.store_path("Root", tmp_path) is None and registry.store_path("", tmp_path) is None
+    path = registry.store_path("/shots/sh010/comp_v003.nk", tmp_path)
+    assert path is not None and path.parent == tmp_path and path.name.startswith("comp_v003-")
+    reg = registry.JobRegistry()
+    out = str(tmp_path / "o" / "clean.####.exr")
+    job = reg.add("clean", "IVI_Inpaint1", "farm: openjd", out, 1, 4, folder=str(tmp_path / "o" / ".ivi" / "clean"))
+    reg.finish(job, 0)
+    store = registry.JobStore(path)
+    store.save(reg)
+    again = registry.JobRegistry()
+    (back,) = store.attach(again)
+    assert (back.state, back.out, back.where, back.folder) == ("submitted", out, "farm: openjd", job.folder)
+    assert store.attach(again) == []  # listed already
+    assert registry.disk_progress(back) == ("waiting (nothing in the job folder yet)", None)
+    report = Path(back.folder) / "report"
+    report.mkdir(parents=True)
+    (report / "metrics.csv").write_text("step,seconds,loss,estimate_db,fraction\n1,1.0,0.5,,0.25\n2,2.0,0.4,20.1,0.5\n")
+    assert registry.disk_progress(back) == ("training 50%", 45)
+    Path(paths.frame_path(out, 1)).write_text("x")
+    assert registry.disk_progress(back) == ("rendering: 1 of 4 frames written", 92)
+    path.write_text("not json")
+    assert registry.JobStore(path).load() == []
+
+
+def test_steps_run_one_per_post_and_stop_on_cancel_or_error() -> None:
+    queue: list = []
+    done, ends = [], []
+
+    def post(fn, args=()):
+        queue.append((fn, args))
+
+    def pump() -> None:
+        while queue:
+            fn, args = queue.pop(0)
+            fn(*args)
+
+    Steps([lambda k=k: done.append(k) for k in range(3)], post, on_end=lambda e, c: ends.append((e, c))).start()
+    assert done == [] and len(queue) == 1  # nothing runs inside start()
+    pump()
+    assert done == [0, 1, 2] and ends == [(None, False)]
+    stop = [False]
+
+    def step() -> None:
+        done.append("x")
+        stop[0] = True
+    Steps([step, step], post, on_end=lambda e, c: ends.append((e, c)), cancelled=lambda: stop[0]).start()
+    pump()
+    assert done.count("x") == 1 and ends[-1] == (None, True)
+
+    def broken() -> None:
+        raise RuntimeError("Write failed")
+    Steps([broken, step], call_now, on_end=lambda e, c: ends.append((str(e), c))).start()
+    assert ends[-1] == ("Write failed", False)
+
+
+def test_local_run_ticks_while_the_process_is_silent(tmp_path: Path) -> None:
+    argv = script(tmp_path, "import time; time.sleep(1.2)")
+    ticks: list[float] = []
+    run = LocalRun(argv, on_line=lambda t, p: None, on_exit=lambda rc, c: None, on_tick=lambda: ticks.append(1),
+                   tick_every=0.2)
+    assert run.start().wait(30) == 0 and run.pid is not None
+    assert len(ticks) >= 3

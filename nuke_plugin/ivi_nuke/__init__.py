@@ -7,5 +7,5 @@ other module is plain Python that the tests import directly.
 """
 from __future__ import annotations
 
-GIZMO_VERSION = "3"
+GIZMO_VERSION = "4"
 """The version of gizmos/IVI_Inpaint.gizmo that this code reads (its `gizmo_version` knob)."""

@@ -49,13 +49,25 @@ def subprocess_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 def local_command(exe: str, request: InpaintRequest, paths: JobPaths) -> list[str]:
     """Train and render the JobSpec on this machine (`ivi-render run job.json`).
 
-    The inputs were just baked again, so frames already on disk are rendered again (--overwrite);
-    --no-resume when the resume knob is off (the inputs changed since the last training).
+    --overwrite only with the overwrite knob (paths.plan_output chose an output with no finished result
+    otherwise: frames a stopped run wrote are kept and the rest rendered); --no-resume when the resume knob
+    is off (the inputs changed since the last training).
     """
-    tail = ["--device", "auto", "--progress-format", "plain", "--overwrite"]
+    tail = ["--device", "auto", "--progress-format", "plain"]
+    if request.overwrite:
+        tail.append("--overwrite")
     if not request.resume:
         tail.append("--no-resume")
     return [exe, "run", str(paths.job_file), *tail]
+
+
+def predict_command(exe: str, request: InpaintRequest, paths: JobPaths) -> list[str]:
+    """Predict mattes on this machine (`ivi-render run predict.json`): the job folder's own mattes are
+    written again each time (--overwrite); the propagation resumes from propagate.ckpt unless resume is off."""
+    tail = ["--device", "auto", "--progress-format", "plain", "--overwrite"]
+    if not request.resume:
+        tail.append("--no-resume")
+    return [exe, "run", str(paths.predict_file), *tail]
 
 
 def submit_command(exe: str, request: InpaintRequest, paths: JobPaths) -> list[str]:

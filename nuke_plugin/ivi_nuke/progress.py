@@ -34,8 +34,10 @@ def error_line(log: list[str]) -> str:
 def status_text(state: str, progress: int = 0, returncode: int | None = None, log: list[str] | None = None,
                 where: str = "this machine") -> str:
     """The gizmo's status line and the panel's state column for a job."""
+    if state == "queued":
+        return "queued: starts when the job before it ends well"
     if state == "baking":
-        return "baking inputs to EXR..."
+        return f"baking inputs to EXR: {progress}%" if progress else "baking inputs to EXR..."
     if state == "running":
         return f"running on {where}: {progress}%"
     if state == "done":

@@ -25,15 +25,19 @@ def add_plugin_paths(nuke: Any) -> None:
 
 
 def install_menus(nuke: Any) -> None:
-    """The IVI toolbar entry, the Nuke menu's IVI commands and the on-create check of result frames."""
+    """The IVI toolbar entry (with its icon), the Nuke menu's IVI commands, the node callbacks (result
+    frames on create, keyframe knobs shown to fit) and the script's jobs re-attached on load."""
     from . import gizmo  # noqa: PLC0415  (imports nuke: only inside Nuke, or with the tests' fake)
 
-    toolbar = nuke.menu("Nodes").addMenu("IVI")
-    toolbar.addCommand("IVI Inpaint", f"nuke.createNode('{knobs.GIZMO_CLASS}')")
+    create = f"nuke.createNode('{knobs.GIZMO_CLASS}')"
+    toolbar = nuke.menu("Nodes").addMenu("IVI", icon=knobs.ICON)
+    toolbar.addCommand("IVI Inpaint", create, icon=knobs.ICON)
     menu = nuke.menu("Nuke").addMenu("IVI")
-    menu.addCommand("IVI Inpaint", f"nuke.createNode('{knobs.GIZMO_CLASS}')")
+    menu.addCommand("IVI Inpaint", create, icon=knobs.ICON)
     menu.addCommand("Jobs panel", "import ivi_nuke.gizmo; ivi_nuke.gizmo.open_panel()")
     nuke.addOnCreate(gizmo.on_create, nodeClass=knobs.GIZMO_CLASS)
+    nuke.addKnobChanged(gizmo.on_knob_changed, nodeClass=knobs.GIZMO_CLASS)
+    nuke.addOnScriptLoad(gizmo.reattach_jobs)
     import nukescripts  # noqa: PLC0415
 
     # Registered by name, so Nuke can rebuild the panel when it restores a saved workspace.

@@ -27,7 +27,11 @@ _nodes: dict[str, Node] = {}
 _menus: dict[str, Menu] = {}
 _counter = itertools.count(1)
 _this: Node | None = None
+_this_knob: Knob | None = None
 _lock = threading.Lock()
+_views: list[str] = ["main"]
+_docked: set[str] = set()
+"""Panel ids that addToPane has docked (getPaneFor finds them)."""
 
 
 def _note(what: str) -> None:
@@ -36,31 +40,46 @@ def _note(what: str) -> None:
 
 
 def reset() -> None:
-    global on_execute, _this
+    global on_execute, _this, _this_knob, _root
     for items in (log, off_main_thread, main_queue, tasks, GIZMO_PATH):
         items.clear()
     _nodes.clear()
     _menus.clear()
-    on_execute, _this = None, None
+    _docked.clear()
+    _views[:] = ["main"]
+    on_execute, _this, _this_knob = None, None, None
+    _root = Node("Root", "Root", {"proxy": False, "workingSpaceLUT": "linear", "first_frame": 1, "last_frame": 100})
 
 
 class Knob:
     def __init__(self, owner: str, name: str, value: Any = None) -> None:
-        self.owner, self.name, self._value = owner, name, value
+        self.owner, self._name, self._value = owner, name, value
+        self.visible, self.enabled = True, True
+
+    def name(self) -> str:
+        return self._name
 
     def value(self) -> Any:
-        _note(f"{self.owner}.{self.name}.value")
+        _note(f"{self.owner}.{self._name}.value")
         return self._value
 
     def setValue(self, value: Any) -> bool:
-        _note(f"{self.owner}.{self.name}.setValue")
+        _note(f"{self.owner}.{self._name}.setValue")
         self._value = value
-        log.append(("setValue", self.owner, self.name, value))
+        log.append(("setValue", self.owner, self._name, value))
         return True
 
     def execute(self) -> None:
-        _note(f"{self.owner}.{self.name}.execute")
-        log.append(("execute_knob", self.owner, self.name))
+        _note(f"{self.owner}.{self._name}.execute")
+        log.append(("execute_knob", self.owner, self._name))
+
+    def setVisible(self, visible: bool) -> None:
+        _note(f"{self.owner}.{self._name}.setVisible")
+        self.visible = bool(visible)
+
+    def setEnabled(self, enabled: bool) -> None:
+        _note(f"{self.owner}.{self._name}.setEnabled")
+        self.enabled = bool(enabled)
 
 
 class Node:
@@ -69,6 +88,7 @@ class Node:
         self._class, self._name = cls, name
         self._knobs = {k: Knob(name, k, v) for k, v in (knobs or {}).items()}
         self._children = children or {}
+        self._inputs: dict[int, Node] = {}
         self.deleted = False
 
     def __getitem__(self, name: str) -> Knob:
@@ -90,6 +110,30 @@ class Node:
     def node(self, name: str) -> Node | None:
         return self._children.get(name)
 
+    def input(self, index: int) -> Node | None:
+        return self._inputs.get(index)
+
+    def setInput(self, index: int, node: Node | None) -> bool:
+        if node is None:
+            self._inputs.pop(index, None)
+        else:
+            self._inputs[index] = node
+        return True
+
+    def firstFrame(self) -> int:
+        """A Read's first knob; anything else the node above it, or the script's range."""
+        if "first" in self._knobs:
+            return int(self._knobs["first"].value())
+        return self._inputs[0].firstFrame() if 0 in self._inputs else int(_root["first_frame"].value())
+
+    def lastFrame(self) -> int:
+        if "last" in self._knobs:
+            return int(self._knobs["last"].value())
+        return self._inputs[0].lastFrame() if 0 in self._inputs else int(_root["last_frame"].value())
+
+    def set_name(self, name: str) -> None:
+        self._name = name
+
 
 def _register(node: Node) -> Node:
     _nodes[node.name()] = node
@@ -101,7 +145,11 @@ class _Nodes:
     """nuke.nodes.Read(file=..., ...)"""
 
     def __getattr__(self, cls: str) -> Callable[..., Node]:
-        return lambda **knobs: _register(Node(cls, f"{cls}{next(_counter)}", knobs))
+        def make(**knobs: Any) -> Node:
+            name = knobs.pop("name", None) or f"{cls}{next(_counter)}"
+            defaults = {"reload": None, "disable": False, "raw": False, "colorspace": "default", "frame": ""}
+            return _register(Node(cls, name, {**defaults, **knobs}))
+        return make
 
 
 nodes = _Nodes()
@@ -149,14 +197,49 @@ def thisNode() -> Node | None:
     return _this
 
 
+def thisKnob() -> Knob | None:
+    return _this_knob
+
+
+def set_this_knob(knob: Knob | None) -> None:
+    global _this_knob
+    _this_knob = knob
+
+
+_root = Node("Root", "Root", {"proxy": False, "workingSpaceLUT": "linear", "first_frame": 1, "last_frame": 100})
+
+
+def root() -> Node:
+    return _root
+
+
+def set_script(path: str) -> None:
+    """What nuke.root().name() returns: the saved script's path ("Root" while unsaved)."""
+    _root.set_name(path)
+
+
+def views() -> list[str]:
+    return list(_views)
+
+
+def set_views(names: list[str]) -> None:
+    _views[:] = names
+
+
+def filename(node: Node, replace: int = 0) -> str | None:
+    """The node's file with its expressions evaluated and the frame token kept (the fake has no expressions)."""
+    return node["file"].value() if "file" in node.knobs() else None
+
+
 def set_this_node(node: Node | None) -> None:
     global _this
     _this = node
 
 
-def execute(node: Node, first: int, last: int, incr: int = 1) -> None:
+def execute(node: Node, first: int, last: int, incr: int = 1, views: list[str] | None = None) -> None:
     _note(f"execute {node.name()}")
-    log.append(("execute", node.name(), node["file"].value(), node["disable"].value(), first, last))
+    log.append(("execute", node.name(), node["file"].value(), node["disable"].value(), first, last, views,
+                _root["proxy"].value()))
     if on_execute is not None:
         on_execute(node, first, last)
 
@@ -226,8 +309,21 @@ def addOnCreate(fn: Callable[..., Any], args: tuple[Any, ...] = (), kwargs: dict
     log.append(("addOnCreate", fn, nodeClass))
 
 
-def getPaneFor(name: str) -> str:
-    return f"pane:{name}"
+def getPaneFor(name: str) -> str | None:
+    """A pane by name; a panel id only once addToPane docked it."""
+    if "." in name and not name.startswith("com."):
+        return f"pane:{name}"
+    return f"pane:{name}" if name in _docked else None
+
+
+def addKnobChanged(fn: Callable[..., Any], args: tuple[Any, ...] = (), kwargs: dict | None = None,
+                   nodeClass: str = "*") -> None:
+    log.append(("addKnobChanged", fn, nodeClass))
+
+
+def addOnScriptLoad(fn: Callable[..., Any], args: tuple[Any, ...] = (), kwargs: dict | None = None,
+                    nodeClass: str = "Root") -> None:
+    log.append(("addOnScriptLoad", fn))
 
 
 def tprint(*args: Any) -> None:

@@ -12,6 +12,7 @@ class _Panel:
 
     def addToPane(self, pane: Any) -> _Panel:
         nuke.log.append(("addToPane", self.id, pane))
+        nuke._docked.add(self.id)
         return self
 
 
