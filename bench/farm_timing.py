@@ -1,9 +1,10 @@
 """Chunk timing of one `openjd run` of the farm bundle: train seconds, render seconds per chunk.
 
 Writes the demo shot (16 frames, 128x72) into a temporary folder, writes the Open Job Description
-bundle with `ivi-render submit`, runs it locally with `openjd run --step Render --run-dependencies
---output json`, and prints a table of every task's wall time (from the process's start to its exit,
-as openjd logs them; each includes ivi-render's start-up, about 1.5 s of importing torch).
+bundle with `ivi-render submit --bundle-only`, runs it locally with `openjd run -p
+file://BUNDLE/openjd_parameters.json --step Render --run-dependencies --output json`, and prints a
+table of every task's wall time (from the process's start to its exit, as openjd logs them; each
+includes ivi-render's start-up, about 1.5 s of importing torch).
 
     .venv/bin/python bench/farm_timing.py [--steps 200] [--chunk-size 4] [--preset final] [--threads 1]
 """
@@ -60,9 +61,12 @@ def main() -> None:
         subprocess.run([str(BIN / "ivi-render"), "submit", "--farm", "openjd", "--bundle", str(folder / "bundle"),
                         "--plate", shot.plate, "--mask", shot.mask, "--out", str(folder / "out/clean.####.exr"),
                         "--preset", args.preset, "--steps", str(args.steps), "--budget", "0",
-                        "--chunk-size", str(args.chunk_size)], check=True, env=env, capture_output=True)
+                        "--chunk-size", str(args.chunk_size), "--bundle-only"],
+                       check=True, env=env, capture_output=True)
         run = subprocess.run([str(BIN / "openjd"), "run", str(folder / "bundle/template.json"), "--step", "Render",
-                              "--run-dependencies", "--output", "json", "-p", f"IviRender={BIN / 'ivi-render'}",
+                              "--run-dependencies", "--output", "json",
+                              "-p", f"file://{folder / 'bundle/openjd_parameters.json'}",
+                              "-p", f"IviRender={BIN / 'ivi-render'}",
                               "-p", "Device=cpu"], env=env, capture_output=True, text=True)
         result = json.loads(run.stdout)
         if result["status"] != "success":
