@@ -118,6 +118,30 @@ def test_a_real_run_updates_the_panel_through_the_gui_thread(panel, app, tmp_pat
     assert cell(widget, 0, STATE_COLUMN) == "done: clean plate written"
 
 
+def test_the_panel_shows_the_selected_jobs_preview_and_plot_and_follows_the_disk(panel, app, tmp_path) -> None:
+    widget, reg, _ = panel
+    from qtpy import QtGui
+    job = reg.add("clean", "IVI_Inpaint1", "farm: openjd", str(tmp_path / "o" / "clean.####.exr"), 1, 2,
+                  folder=str(tmp_path / "o" / ".ivi" / "clean"))
+    reg.finish(job, 0)
+    app.processEvents()
+    widget.select(job)
+    assert all(label.pixmap() is None or label.pixmap().isNull() for label in widget.pictures.values())
+    report = Path(job.folder) / "report"
+    report.mkdir(parents=True)
+    image = QtGui.QImage(64, 32, QtGui.QImage.Format.Format_RGB32)
+    image.fill(QtGui.QColor(200, 40, 40))
+    assert image.save(str(report / "preview.png"))
+    (tmp_path / "o" / "clean.0001.exr").write_text("x")  # the farm wrote one of two frames
+    widget.tick()
+    app.processEvents()
+    preview = widget.pictures["preview.png"].pixmap()
+    assert preview is not None and not preview.isNull() and preview.toImage().pixelColor(5, 5).red() == 200
+    assert widget.pictures["plot.png"].text() == "no plot yet"
+    assert cell(widget, 0, STATE_COLUMN) == "farm: openjd: rendering: 1 of 2 frames written"
+    assert widget.timer.isActive()
+
+
 def test_a_closed_panel_stops_listening(app) -> None:
     reg = JobRegistry()
     widget = JobsPanel(registry=reg, load_result=lambda job: None)

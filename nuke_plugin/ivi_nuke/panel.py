@@ -1,30 +1,38 @@
 """The IVI jobs panel (Qt through qtpy: PySide2 in Nuke 11-15, PySide6 in Nuke 16+).
 
-Lists the session's jobs (registry.REGISTRY) with their progress, shows the selected job's log
-tail, and cancels a run or loads its result. It never imports `nuke`: loading a result goes through
-a callback, by default gizmo.load_job_result (imported when first used, inside Nuke). Registry
-changes reach the widgets through a Qt signal, so a change made on any thread is drawn on the GUI
-thread.
+Lists the script's jobs (registry.REGISTRY) with their progress and ETA, shows the selected job's log
+tail and its training's latest preview frame and plot (report/preview.png and plot.png in the job folder,
+ivi_vfx/report.py), and cancels a run or loads its result. A timer (POLL_MS) brings the jobs that no pipe
+reports on up to date (a farm job, a run re-attached after a restart: registry.poll), redraws the ETAs and
+reloads a picture when its file changed. It never imports `nuke`: loading a result goes through a callback,
+by default gizmo.load_job_result (imported when first used, inside Nuke). Registry changes reach the
+widgets through a Qt signal, so a change made on any thread is drawn on the GUI thread.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:  # checked against qtpy's view of the bindings (the test extra's: PySide6)
-    from qtpy import QtCore, QtWidgets
+    from qtpy import QtCore, QtGui, QtWidgets
 else:
     try:  # qtpy picks whichever binding is importable; Nuke does not ship qtpy, so fall back to the bindings
-        from qtpy import QtCore, QtWidgets
+        from qtpy import QtCore, QtGui, QtWidgets
     except ImportError:  # pragma: no cover (depends on the Nuke version)
         try:
-            from PySide6 import QtCore, QtWidgets
+            from PySide6 import QtCore, QtGui, QtWidgets
         except ImportError:
-            from PySide2 import QtCore, QtWidgets
+            from PySide2 import QtCore, QtGui, QtWidgets
 
 from .registry import LOG_TAIL, REGISTRY, Job, JobRegistry
 
 COLUMNS = ("job", "node", "where", "progress", "state")
+POLL_MS = 2000
+"""The panel's timer: registry.poll, ETAs, pictures."""
+PICTURES = ("preview.png", "plot.png")
+"""What the panel shows of the selected job's report/ folder."""
 PROGRESS_COLUMN = COLUMNS.index("progress")
 STATE_COLUMN = COLUMNS.index("state")
 
@@ -73,6 +81,15 @@ class JobsPanel(QtWidgets.QWidget):
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(LOG_TAIL)
         self.log.setPlaceholderText("select a job to see its output")
+        self.pictures: dict[str, QtWidgets.QLabel] = {}
+        self._shown: dict[str, tuple[str, float]] = {}
+        for name in PICTURES:
+            label = QtWidgets.QLabel(self)
+            label.setAlignment(_Qt.AlignCenter)
+            label.setMinimumSize(160, 90)
+            label.setText(f"no {name[:-4]} yet")
+            label.setToolTip(f"the selected job's report/{name}")
+            self.pictures[name] = label
         self.cancel_button = QtWidgets.QPushButton("Cancel", self)
         self.load_button = QtWidgets.QPushButton("Load result", self)
         self.clear_button = QtWidgets.QPushButton("Clear finished", self)
@@ -84,7 +101,13 @@ class JobsPanel(QtWidgets.QWidget):
         layout = QtWidgets.QVBoxLayout(self)
         layout.addWidget(self.table, 3)
         layout.addLayout(buttons)
-        layout.addWidget(self.log, 2)
+        below = QtWidgets.QHBoxLayout()
+        below.addWidget(self.log, 3)
+        shown = QtWidgets.QVBoxLayout()
+        for label in self.pictures.values():
+            shown.addWidget(label, 1)
+        below.addLayout(shown, 4)
+        layout.addLayout(below, 3)
 
         self.cancel_button.clicked.connect(self.cancel_selected)
         self.load_button.clicked.connect(self.load_selected)
@@ -93,7 +116,38 @@ class JobsPanel(QtWidgets.QWidget):
         self._bridge = _Bridge(self)
         self._bridge.changed.connect(self._on_changed)
         self.registry.subscribe(self._notify)
+        self.timer = QtCore.QTimer(self)
+        self.timer.setInterval(POLL_MS)
+        self.timer.timeout.connect(self.tick)
+        self.timer.start()
         self.refresh()
+
+    def tick(self) -> None:
+        """The timer: jobs followed from disk, ETAs (they change without a line), the selected job's pictures."""
+        self.registry.poll()
+        for row, job in enumerate(self.registry):
+            if job.state == "running" and row < self.table.rowCount():
+                self._fill_row(row, job)
+        self._show_pictures(self.selected_job())
+
+    def _show_pictures(self, job: Job | None) -> None:
+        """Load report/preview.png and plot.png of the job when they changed since last shown."""
+        for name, label in self.pictures.items():
+            path = Path(job.folder) / "report" / name if job is not None and job.folder else None
+            try:
+                stamp = (str(path), os.path.getmtime(path)) if path is not None else ("", 0.0)
+            except OSError:
+                stamp = (str(path), -1.0)
+            if self._shown.get(name) == stamp:
+                continue
+            self._shown[name] = stamp
+            pixmap = QtGui.QPixmap(str(path)) if path is not None and stamp[1] >= 0 else QtGui.QPixmap()
+            if pixmap.isNull():
+                label.setPixmap(QtGui.QPixmap())
+                label.setText(f"no {name[:-4]} yet" if job is not None else "")
+            else:
+                label.setPixmap(pixmap.scaled(max(label.width(), 160), max(label.height(), 90),
+                                              _Qt.KeepAspectRatio, _Qt.SmoothTransformation))
 
     # --- registry -> widgets -----------------------------------------------------------------------
 
@@ -181,6 +235,7 @@ class JobsPanel(QtWidgets.QWidget):
             self.log.clear()
         else:
             self._show_log(job)
+        self._show_pictures(job)
         self._update_buttons()
 
     def _update_buttons(self) -> None:
