@@ -48,7 +48,7 @@ def test_stride_one_pads_inside_the_convolution_as_tensorflow_same(k: int, rate:
     assert not GatedConv(3, 8, stride=2).inner_pad  # stride 2 pads bottom/right: _same_pad
 
 
-def test_forward_gives_two_images_in_tanh_range_and_both_get_gradients() -> None:
+def test_forward_gives_two_images_in_tanh_range_and_every_parameter_learns() -> None:
     torch.manual_seed(0)
     g = Generator(8)
     image = torch.rand(2, 3, 16, 24) * 2 - 1
@@ -57,8 +57,38 @@ def test_forward_gives_two_images_in_tanh_range_and_both_get_gradients() -> None
     coarse, refined = g(image, hole)
     assert coarse.shape == refined.shape == image.shape
     assert coarse.abs().max() <= 1 and refined.abs().max() <= 1
+    (coarse.mean() + refined.mean()).backward()
+    silent = [name for name, p in g.named_parameters() if p.grad is None or not (p.grad.abs().sum() > 0)]
+    assert not silent, silent  # every layer of all four parts takes part in the output
+    assert all(torch.isfinite(p.grad).all() for p in g.parameters())
+    # The refined output alone reaches the coarse network through the pasted coarse fill.
+    g.zero_grad()
+    refined.detach_()
+    _, refined = g(image, hole)
     refined.mean().backward()
-    assert g.coarse[0].conv.weight.grad is not None and g.head[-1].conv.weight.grad.abs().sum() > 0
+    assert g.coarse[0].conv.weight.grad.abs().sum() > 0 and g.coarse[-1].conv.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("under", ["random", "nan", "inf"])
+def test_the_output_does_not_depend_on_what_lies_under_the_hole(under: str) -> None:
+    """The network must never see the object: whatever the hole hides, both outputs are the same bits."""
+    torch.manual_seed(0)
+    g = Generator(8).eval()
+    image = torch.rand(2, 3, 16, 24) * 2 - 1
+    hole = torch.zeros(2, 1, 16, 24)
+    hole[0, :, 4:10, 6:14] = 1
+    hole[1, :, 0:5, 15:24] = 1
+    other = image.clone()
+    inside = hole.expand_as(image) > 0
+    other[inside] = {"random": torch.rand(int(inside.sum())) * 2 - 1, "nan": torch.tensor(float("nan")),
+                     "inf": torch.tensor(float("inf"))}[under]
+    with torch.no_grad():
+        for a, b in zip(g(image, hole), g(other, hole)):
+            assert torch.equal(a, b)
+    changed = image.clone()
+    changed[0, :, 12, 2] += 0.5  # a known pixel does matter
+    with torch.no_grad():
+        assert not torch.equal(g(changed, hole)[1], g(image, hole)[1])
 
 
 def test_width_must_divide_by_four() -> None:

@@ -143,7 +143,9 @@ class Generator(nn.Module):
         ])
 
     def forward(self, image: torch.Tensor, hole: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        masked = image * (1.0 - hole)
+        # nan_to_num: a NaN or inf under the hole would survive the product (NaN * 0 is NaN) and spread
+        # through every convolution; for finite pixels it changes no bit.
+        masked = torch.nan_to_num(image, nan=0.0, posinf=0.0, neginf=0.0) * (1.0 - hole)
         coarse = torch.tanh(self.coarse(torch.cat([masked, hole], dim=1)))
         pasted = coarse * hole + masked
         feats = torch.cat([self.hallucinate(pasted), self.plain(pasted)], dim=1)
