@@ -58,3 +58,17 @@ def make_tiny_shot(folder: Path, count: int = 5, height: int = 24, width: int = 
 @pytest.fixture
 def tiny_shot(tmp_path: Path) -> TinyShot:
     return make_tiny_shot(tmp_path / "shot")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `cuda` need a CUDA GPU: skipped without one (bench/gpu_check.py runs them on one)."""
+    marked = [item for item in items if item.get_closest_marker("cuda")]
+    if not marked:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+    for item in marked:
+        item.add_marker(skip)
