@@ -8,9 +8,12 @@ works on a log-shaped copy mapped into [-1, 1] (the range of its tanh outputs):
     n    = 2 * (f(x) - f(lo)) / (f(hi) - f(lo)) - 1     (lo -> -1, hi -> +1)
 
 `lo` is a small negative floor (grain below black still has somewhere to go) and `hi` is the
-shot's brightest finite value (at least 1), so nothing the shot holds is clipped. Non-finite
-pixels reach the network as 0 and are never decided by it outside the matte: the composite
-takes every pixel outside the matte from the original buffer (see render.py).
+shot's brightest finite known value (at least 1), so nothing the shot holds is clipped.
+Non-finite pixels never reach the shaper or the network: shot.py leaves them out (with the
+matte's pixels) when it scales the plate to working resolution, and gives a working pixel with
+nothing finite under it the values around it. `encode` still maps non-finite input to the ends
+of the range, as a guard. Outside the matte the composite takes every pixel from the original
+buffer, NaN and inf included (see render.py).
 """
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ class Shaper:
         """A shaper whose range holds every finite value of `linear` (any shape), in linear units."""
         finite = linear[np.isfinite(linear)]
         hi = float(finite.max()) if finite.size else 1.0
-        # Half floats top out at 65504; a plate's brightest pixel sets the top, never below 1.
+        # A plate's brightest finite pixel sets the top, never below 1 (half floats top out at 65504).
         return cls(toe=toe, lo=-toe, hi=max(1.0, min(hi, 65504.0)))
 
     def to_dict(self) -> dict[str, float]:

@@ -30,6 +30,8 @@ def test_monotone_and_finite_for_nonfinite_input() -> None:
 
 
 def test_for_plate_takes_the_brightest_finite_value_and_never_less_than_one() -> None:
+    # A raw inf here is a guard only: the loaded shot holds none (test_reliability_inputs.py checks that one
+    # +inf plate pixel leaves the shaper of a loaded shot as it was).
     plate = np.array([0.1, 7.5, np.inf, np.nan, -0.3], np.float32)
     assert Shaper.for_plate(plate).hi == 7.5
     assert Shaper.for_plate(np.array([0.2, 0.4], np.float32)).hi == 1.0
