@@ -85,7 +85,7 @@ def test_openjd_run_renders_from_the_path_parameters_over_hostile_paths(tmp_path
     desk = make_tiny_shot(tmp_path / "desk" / SHOT, count=3)
     bundle = tmp_path / BUNDLE
     r = submit("--bundle", str(bundle), "--plate", desk.plate, "--mask", desk.mask,
-               "--out", str(tmp_path / "desk/out/clean.####.exr"), *SETTINGS, "--chunk-size", "2")
+               "--out", str(tmp_path / "desk/out/clean.####.exr"), *SETTINGS, "--chunk-size", "3")
     assert r.exit_code == 0, r.output
     # The farm sees the shot elsewhere (a worker's mapped storage): only the PATH parameters say where.
     node = tmp_path / "node" / SHOT
@@ -100,7 +100,8 @@ def test_openjd_run_renders_from_the_path_parameters_over_hostile_paths(tmp_path
     log = run.stdout + run.stderr
     assert run.returncode == 0, log[-3000:]
     assert len(re.findall(r"trained 2 steps.*: " + re.escape(str(folder)), log)) == 1  # Train once, then the chunks
-    assert re.findall(r"Frame\(CHUNK\[INT\]\) = (\S+)", log) == ["1001-1002", "1003-1003"]
+    # One chunk (each ivi-render start costs seconds on CI); chunking itself is the check test's.
+    assert re.findall(r"Frame\(CHUNK\[INT\]\) = (\S+)", log) == ["1001-1003"]
     assert "openjd_progress: 100" in log
     assert_clean_plates(shot, out, [1001, 1002, 1003])
     assert (folder / "model.ckpt").is_file() and not (tmp_path / "desk/out").exists()
