@@ -42,7 +42,8 @@ def measure(name: str, plate: str, mask: str, out: Path) -> dict:
     if done.returncode:
         raise RuntimeError(f"{name} failed:\n{done.stderr[-3000:]}")
     last = re.findall(r"step \d+/\d+ loss .* ([\d.]+) s/step", done.stderr)
-    return {"wall_s": wall, "step_s": float(last[-1])}
+    carry = re.findall(r"carry: .* in ([\d.]+) s", done.stderr)  # the known-pixel carry's tracing
+    return {"wall_s": wall, "step_s": float(last[-1]) if last else 0.0, "carry_s": float(carry[-1]) if carry else 0.0}
 
 
 def main() -> int:
@@ -64,14 +65,15 @@ def main() -> int:
             print(f"{name}: {run['wall_s']:.0f} s for {STEPS} steps", file=sys.stderr, flush=True)
     print(f"\n{a.frames} frames {width}x{height}, CPU ({os.cpu_count()} cores); training: at most the budget "
           f"(or the steps at the measured s/step); the rest: measured, scaled to 100 frames\n")
-    print("| preset | network, working size, batch | training | s/step | the rest (read, finer scales, render, "
-          "write) | expected per 100 frames |")
-    print("|---|---|---|---|---|---|")
+    print("| preset | network, working size, batch | training | s/step | the rest (read, carry, finer scales, "
+          "render, write) | of which the carry's tracing | expected per 100 frames |")
+    print("|---|---|---|---|---|---|---|")
     for name, cfg, run, rest, train in rows:
         per100 = train + rest * 100 / a.frames  # a shot's training does not grow with its length
         what = f"budget {cfg.budget:g} min" if cfg.budget else f"{cfg.steps:,} steps"
+        carry = run["carry_s"] * 100 / a.frames
         print(f"| {name} | cnum {cfg.cnum}, {cfg.work_size} px, {cfg.batch_size} | {what} | {run['step_s']:.2f} | "
-              f"{rest:.0f} s | {_duration(per100)} |")
+              f"{rest:.0f} s | {carry:.0f} s ({carry / per100:.1%} of the whole) | {_duration(per100)} |")
     return 0
 
 

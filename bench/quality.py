@@ -122,7 +122,7 @@ def ablation(clip: Path, work: Path, preset: str, budget: float, variant: str) -
 
     cfg = preset_config(preset).replace(budget=budget, carry=variant != "network")
     if variant == "carried":
-        cfg = cfg.replace(steps=0)
+        cfg = cfg.replace(steps=1)  # one step writes the checkpoint a render needs; Telea fills the rest
     out = work / variant
     spec = JobSpec(plate=str(clip / "plate.####.exr"), mask=str(clip / "mask.####.exr"),
                    out=str(out / "clean.####.exr"))
@@ -133,8 +133,9 @@ def ablation(clip: Path, work: Path, preset: str, budget: float, variant: str) -
         _telea_rest(clip, out)
     carry = load_carry(spec.carry_path) if cfg.carry else None
     scored = score(str(clip), str(out / "clean.####.exr"))
-    return {**{k: scored[k] for k in SCORES}, "carried": carry.share(TRUST) if carry else 0.0,
-            "steps": result.fit.step if result.fit else 0, "seconds": seconds}
+    carried = carry.share(TRUST) if carry else 0.0
+    trained = result.fit.step if result.fit and carried < 1.0 else 0  # nothing left to learn: training skipped
+    return {**{k: scored[k] for k in SCORES}, "carried": carried, "steps": trained, "seconds": seconds}
 
 
 def run_ablation(a: argparse.Namespace, clips: Path, names: list[str]) -> None:
