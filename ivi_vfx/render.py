@@ -162,7 +162,8 @@ def render(model: Generator, shot: Shot, out: FrameSequence, *, frames: Iterable
            compose: Compose | None = None, carry: CarrySampler | None = None) -> list[Path]:
     """Write the clean plate of `frames` (default: all of the shot) to the output sequence.
 
-    A frame whose matte is empty is copied through (alpha 0) without running the network.
+    A frame whose matte is empty is copied through (alpha 0) without running the network, and so is
+    one whose whole matte the carry shows (its working hole is lifted), before the carry blends.
     With `compose` (progressive high resolution, progressive/), that function makes each frame's
     pixels from the plate frame as read instead of the working-resolution fill scaled up.
     With `carry` (carry/), each frame's carried pixels are blended over the fill by their
@@ -181,7 +182,8 @@ def render(model: Generator, shot: Shot, out: FrameSequence, *, frames: Iterable
             pixels, names = compose(original, frame)
         else:
             matte = shot.full_matte(frame)
-            if matte.any():
+            # shot.holes is what the network fills: empty where the carry shows the whole matte
+            if matte.any() and bool(shot.holes[shot.index(frame)].any()):
                 fill = predict(model, shot, frame, device)
             else:
                 fill = np.zeros((*matte.shape, 3), np.float32)
