@@ -121,14 +121,16 @@ fill = stack(
 )
 """The fill's training (TrainConfig)."""
 
+clean = click.option("--clean", metavar="PATTERN",
+                     help="Clean reference frames, the first source of carried pixels: a clean pass shot without "
+                          "the object, or frames painted clean, numbered as the plate frames they show, in its "
+                          "format.")
 carry = stack(
     click.option("--carry/--no-carry", default=None,
                  help="Known pixels first: carry into each frame's matte what other frames show, along the "
                       "background's optical flow, so the network invents only what the shot never shows "
                       "(default: on; off for --preset paper). The output's confidence.Y says which is which."),
-    click.option("--clean", metavar="PATTERN",
-                 help="Clean reference frames, the first source of carried pixels: a clean pass shot without the "
-                      "object, or frames painted clean, numbered as the plate frames they show, in its format."),
+    clean,
     click.option("--clean-frames", callback=_frames, metavar="FRAMES",
                  help="The frames of --clean to use, e.g. 1001 or 1001,1040 (default: every one on disk that "
                       "is a frame of the plate)."),

@@ -18,18 +18,19 @@ from .progress import job_run
 @options.checkpoint_dir
 @options.plate
 @options.mask
+@options.clean
 @options.out
 @options.frames
 @options.overwrite
 @options.device
 @options.progress_format
-def render(job_file: Path | None, checkpoint_dir: Path | None, plate: str | None, mask: str | None, out: str | None,
-           frames: str | None, overwrite: bool, device: str, progress_format: str) -> None:
+def render(job_file: Path | None, checkpoint_dir: Path | None, plate: str | None, mask: str | None, clean: str | None,
+           out: str | None, frames: str | None, overwrite: bool, device: str, progress_format: str) -> None:
     """Render a chunk of frames from a trained job folder; idempotent.
 
     Frames already complete are skipped (unless --overwrite), so a retried or repeated chunk costs
     nothing, and a render killed at any point leaves only whole frames behind. --checkpoint-dir,
-    --plate, --mask and --out replace the job file's paths (a farm node's own view of them).
+    --plate, --mask, --clean and --out replace the job file's paths (a farm node's own view of them).
 
     \b
     Examples:
@@ -41,7 +42,8 @@ def render(job_file: Path | None, checkpoint_dir: Path | None, plate: str | None
     spec = JobSpec.load(job_file or checkpoint_dir)  # type: ignore[arg-type]
     if checkpoint_dir is not None:
         spec = spec.replace(checkpoint_dir=str(checkpoint_dir))  # the folder may have moved since training
-    spec = spec.replace(**{key: value for key, value in (("plate", plate), ("mask", mask), ("out", out)) if value})
+    given = (("plate", plate), ("mask", mask), ("clean", clean), ("out", out))
+    spec = spec.replace(**{key: value for key, value in given if value})
     with job_run(progress_format) as (progress, stop):
         result = render_job(spec, None if frames is None else list(parse_frames(frames)), device=device,
                             overwrite=overwrite, on_progress=progress, should_stop=stop)

@@ -12,7 +12,6 @@ from ivi_vfx.farm import clients
 from ivi_vfx.farm.deadline import WORKERS
 
 from . import options
-from .train import train as train_command
 
 farm_options = options.stack(
     click.option("--ivi-render", "ivi_render", default="ivi-render", show_default=True, metavar="COMMAND",
@@ -73,9 +72,6 @@ def submit(farm: str, bundle: Path, chunk_size: int, bundle_only: bool, ivi_rend
     if spec.writes != "clean":
         raise click.UsageError(f"{job_file}: a job that writes mattes runs on one machine (`ivi-render run`); "
                                f"a farm job trains once and renders a clean plate in chunks")
-    if spec.clean is not None and not any(p.name == "clean" for p in train_command.params):
-        raise click.UsageError(f"{job_file}: this ivi-render's train takes no --clean, so a farm task cannot be "
-                               f"given the clean reference frames' path; submit the job without 'clean'")
     spec.train_config(device)  # a bad preset or value fails here, not on the farm
     settings = farms.FarmOptions(chunk_size=chunk_size, device=device, ivi_render=ivi_render, priority=priority,
                                  pool=pool, group=group, gpu_group=gpu_group, workers=workers, show=show, shot=shot,

@@ -202,3 +202,14 @@ def test_the_carry_file_round_trips_and_is_not_reused_for_another_shot(tmp_path:
     path.write_bytes(b"not a carry")
     with pytest.raises(ConfigError, match="carry.npz: not a readable carry"):
         load_carry(path)
+
+
+def test_farm_tasks_name_the_clean_frames_on_their_command_lines(tmp_path: Path) -> None:
+    """Train traces from the clean frames and every Render chunk samples them: both tasks carry the path, so a
+    farm's path mapping sees it."""
+    from ivi_vfx.farm.commands import job_paths, render_args, train_args
+
+    spec = _spec(tmp_path / "in", tmp_path / "out", clean=str(tmp_path / "clean pass/clean.####.exr")).absolute()
+    paths = job_paths(spec)
+    for args in (train_args(spec, "job.json", paths, "cuda:1"), render_args(spec, "job.json", paths, "1-5", "cpu")):
+        assert args[args.index("--clean") + 1] == str(tmp_path / "clean pass/clean.####.exr")

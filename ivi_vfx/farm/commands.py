@@ -73,9 +73,10 @@ def render_args(spec: JobSpec, job_file: str, paths: Mapping[str, str], frames: 
     """`ivi-render render` of a chunk; `frames` is the farm's token for the chunk's range.
 
     A chunk reads the plate, a matte sequence job's matte (a keyframe job's mattes are in the job
-    folder) and the job folder, and writes the output.
+    folder), the clean reference frames that pixels are carried from, and the job folder, and writes
+    the output.
     """
-    return ["render", "--job", job_file, *_path_args(spec, paths, (FOLDER, "plate", "mask", OUT_PATH)),
+    return ["render", "--job", job_file, *_path_args(spec, paths, (FOLDER, "plate", "mask", "clean", OUT_PATH)),
             "--device", device, "--progress-format", progress, "--frames", frames]
 
 
