@@ -92,8 +92,8 @@ def curve(clip: Path, out: Path, cfg, marks: list[float]) -> list[dict]:
 
 def _telea_rest(clip: Path, out: Path) -> None:
     """Fill the matte pixels that the carry left to the network (confidence below TRUST) by Telea, in place."""
-    import cv2
     import numpy as np
+    from baselines import telea
 
     from ivi_vfx.carry import CONFIDENCE, TRUST
     from ivi_vfx.io.exr import output_spec, read_exr, write_exr
@@ -103,11 +103,10 @@ def _telea_rest(clip: Path, out: Path) -> None:
         names = image.channel_names
         pixels = image.pixels.copy()
         rest = ((pixels[..., names.index("A")] > 0) & (pixels[..., names.index(CONFIDENCE)] < TRUST))
-        if rest.any():
-            for name in ("R", "G", "B"):
-                c = names.index(name)
-                pixels[..., c] = cv2.inpaint(np.ascontiguousarray(pixels[..., c]), rest.astype(np.uint8), 3,
-                                             cv2.INPAINT_TELEA)
+        if rest.any():  # the harness's own Telea peer (8-bit display-referred: OpenCV's float inpaint is unreliable)
+            rgb = [names.index(name) for name in ("R", "G", "B")]
+            filled = telea(pixels[..., rgb], rest)
+            pixels[..., rgb] = np.where(rest[..., None], filled, pixels[..., rgb])
         write_exr(path, pixels, output_spec(image.spec, names), overwrite=True)
 
 
