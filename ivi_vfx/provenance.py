@@ -96,14 +96,18 @@ def write_frame(path: str | os.PathLike[str], original: ExrImage, pixels: np.nda
 def _text(spec: oiio.ImageSpec, name: str) -> str:
     """A string attribute, '' when absent or not valid text (a damaged header)."""
     try:
-        return str(spec.get_string_attribute(name, ""))
-    except UnicodeDecodeError:
+        text = str(spec.get_string_attribute(name, ""))
+        text.encode("utf-8")
+        return text
+    except UnicodeError:
         return ""
 
 
 def _name(attrib: oiio.ParamValue) -> str | None:
     """An attribute's name, None when it is not valid text."""
     try:
-        return str(attrib.name)
-    except UnicodeDecodeError:
+        name = str(attrib.name)
+        name.encode("utf-8")  # the bindings may hand back surrogate escapes for bytes that are not UTF-8
+        return name
+    except UnicodeError:
         return None

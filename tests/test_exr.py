@@ -169,6 +169,20 @@ def test_every_flipped_header_byte_is_read_or_named(tmp_path: Path) -> None:
                     failures.add(offset)
     assert len(failures) > header // 4  # most flips are caught, the rest read as a valid file
 
+def test_a_channel_name_that_is_not_utf8_is_a_read_error(tmp_path: Path) -> None:
+    """OIIO hands such a name back with surrogate escapes ('\\udcc1'): the frame read, trained, and its render
+    failed on writing the name back (RuntimeError: basic_string), after earlier frames were written."""
+    path = tmp_path / "plate.1003.exr"
+    write_test_exr(path, rand((8, 8, 4)))
+    data = bytearray(path.read_bytes())
+    data[data.index(b"channels\x00chlist\x00") + len(b"channels\x00chlist\x00") + 4] ^= 0x80  # 'A' -> 0xc1
+    path.write_bytes(bytes(data))
+    for reader in (read_exr, read_header):
+        with pytest.raises(ExrReadError, match="a channel name is not valid text") as info:
+            reader(path)
+        assert str(path) in str(info.value)
+
+
 def test_text_file_named_exr_is_a_read_error(tmp_path: Path) -> None:
     path = tmp_path / "notes.exr"
     path.write_text("not an image\n")

@@ -289,8 +289,11 @@ def _check_input(path: Path, inp: oiio.ImageInput) -> None:
                            f"(oiiotool {path.name} -d half -o out.exr) or replace it")
     spec = inp.spec()
     try:
-        tuple(spec.channelnames)  # every later use of the file needs its channel names as text
-    except UnicodeDecodeError:
+        # Every later use of the file needs its channel names as text. The bindings decode a name that is not
+        # UTF-8 with surrogate escapes (or raise): such a name cannot be written back, so it is damage.
+        for name in spec.channelnames:
+            name.encode("utf-8")
+    except UnicodeError:
         raise ExrReadError(_unreadable(path, "a channel name is not valid text: the header is damaged")) from None
     if spec.deep:
         raise ExrReadError(f"{path} is a deep EXR; flatten it (Nuke DeepToImage) and write a flat EXR")
