@@ -71,6 +71,11 @@ def render_png(out: Path, width: int = 980, height: int = 560) -> Path:
     panel.select(next(iter(reg)))
     panel.show()
     app.processEvents()
+    panel.resize(width, height)  # the pictures scaled to their laid-out labels
+    app.processEvents()
+    panel._shown.clear()
+    panel._show_pictures(panel.selected_job())
+    app.processEvents()
     out.parent.mkdir(parents=True, exist_ok=True)
     if not panel.grab().save(str(out)):
         raise OSError(f"{out}: Qt could not write the PNG; check the folder can be written")

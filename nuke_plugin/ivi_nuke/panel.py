@@ -130,6 +130,12 @@ class JobsPanel(QtWidgets.QWidget):
                 self._fill_row(row, job)
         self._show_pictures(self.selected_job())
 
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802  (Qt's name)
+        """Pictures scaled to the new size of their labels."""
+        super().resizeEvent(event)
+        self._shown.clear()
+        self._show_pictures(self.selected_job())
+
     def _show_pictures(self, job: Job | None) -> None:
         """Load report/preview.png and plot.png of the job when they changed since last shown."""
         for name, label in self.pictures.items():
