@@ -18,7 +18,7 @@ def test_the_quick_robustness_run_loses_and_leaks_nothing(tmp_path: Path) -> Non
     for table in tables:
         assert table.total()["lost"] == 0 and table.total()["leaked"] == 0, table.markdown()
         assert table.total()["handled"] == sum(table.total().values())
-    assert len(log) == 3
+    assert len(log) == 4
 
 
 def test_every_bad_input_kind_is_refused_by_name(tmp_path: Path) -> None:
