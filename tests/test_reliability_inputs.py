@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,17 @@ from ivi_vfx.shot import Shot, load_shot
 from ivi_vfx.train import fit
 
 BACKGROUND = 0.25  # exact in half
-TINY = TrainConfig(preset="test", cnum=8, steps=2, batch_size=2, work_size=32, log_every=1, validate_every=0)
+TINY = TrainConfig(preset="test", cnum=8, steps=2, batch_size=2, work_size=32, log_every=1, validate_every=0,
+                   threads=1)  # one thread: two on a loaded 2-core machine stall
+
+
+@pytest.fixture(autouse=True)
+def _threads_as_found() -> Iterator[None]:
+    """One torch thread here (two on a loaded 2-core machine stall), and the count as found afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def run_cli(*args: str) -> Result:

@@ -3,10 +3,13 @@ the other layers are left as they were and named (the layer policy), and the hea
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import OpenEXR
+import pytest
+import torch
 
 from exr_helpers import read_with_openexr, write_test_exr
 from ivi_vfx import __version__
@@ -16,8 +19,18 @@ from ivi_vfx.jobs import JobSpec
 from ivi_vfx.pipeline import render_job, run_job
 from ivi_vfx.provenance import LAYER_POLICY, unfilled
 
-TINY = TrainConfig(preset="test", cnum=8, steps=2, batch_size=2, work_size=32, log_every=1, validate_every=0)
+TINY = TrainConfig(preset="test", cnum=8, steps=2, batch_size=2, work_size=32, log_every=1, validate_every=0,
+                   threads=1)  # one thread: two on a loaded 2-core machine stall
 H, W = 24, 32
+
+
+@pytest.fixture(autouse=True)
+def _threads_as_found() -> Iterator[None]:
+    """One torch thread here (two on a loaded 2-core machine stall), and the count as found afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _multipart_shot(folder: Path, count: int = 2) -> tuple[str, str, list[dict[str, np.ndarray]]]:

@@ -3,6 +3,7 @@ begins the fine-tune stage, the fp16 loss scale), a crop the generator can take,
 as a message with the sizes that would fit, the checkpoint kept."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,16 @@ from ivi_vfx.train import fit
 from test_reliability_inputs import run_cli
 
 BASE = TrainConfig(preset="test", cnum=8, steps=4, batch_size=2, work_size=32, log_every=1, checkpoint_every=100,
-                   validate_every=0)
+                   validate_every=0, threads=1)
+
+
+@pytest.fixture(autouse=True)
+def _threads_as_found() -> Iterator[None]:
+    """One torch thread here (two on a loaded 2-core machine stall), and the count as found afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _shot(tiny: TinyShot) -> Shot:
