@@ -72,7 +72,7 @@ def test_nothing_under_the_matte_reaches_a_known_working_pixel(tmp_path: Path, w
     more the object's colour (or NaN made 0) reached one working pixel past the working hole."""
     plate = np.full((96, 128, 3), BACKGROUND, np.float32)
     matte = np.zeros((96, 128), np.float32)
-    matte[37:61, 45:83] = 1  # edges at no multiple of the shrink factor
+    matte[38:61, 45:83] = 1  # edges even and odd, at no multiple of the larger factors
     plate[matte > 0] = {"object": (8.0, 0.0, 0.5), "nan": (np.nan,) * 3, "inf": (np.inf, -np.inf, np.inf)}[under]
     shot = _load(*_write(tmp_path, [plate], [matte]), work_size=work_size)
     assert shot.geometry.scaled and shot.holes.sum() > 0
