@@ -96,6 +96,9 @@ class Shot:
         images: (T, 3, ph, pw) float32 network-domain frames at working resolution.
         holes: (T, 1, ph, pw) float32 {0, 1} mattes at working resolution.
         valid: (1, 1, ph, pw) float32, 1 over the picture and 0 over the padding.
+        shapes: (T, 1, ph, pw) float32 {0, 1}: the mattes whose shapes training and validation holes
+            are drawn from, when they differ from `holes` (the carry lifts what other frames show out
+            of `holes`, but the object keeps its size); None: `holes`.
     """
 
     plate: FrameSequence
@@ -107,6 +110,12 @@ class Shot:
     images: torch.Tensor
     holes: torch.Tensor
     valid: torch.Tensor
+    shapes: torch.Tensor | None = None
+
+    @property
+    def hole_shapes(self) -> torch.Tensor:
+        """(T, 1, ph, pw): the mattes that training holes take their shapes from (`shapes`, else `holes`)."""
+        return self.holes if self.shapes is None else self.shapes
 
     @property
     def frames(self) -> tuple[int, ...]:

@@ -136,7 +136,7 @@ class BatchSampler:
         # Consecutive frames, cycling in order (the reference never shuffles its frames).
         index = (torch.arange(batch) + (step * self.world.size + self.world.rank) * batch) % self.count
         others = torch.randint(self.count, (batch,), generator=self.rng)
-        images, own, other = shot.images[index], shot.holes[index], shot.holes[others]
+        images, own, other = shot.images[index], shot.holes[index], shot.hole_shapes[others]
         valid = shot.valid.expand(batch, -1, -1, -1) if self.keep is None else self.keep[index]
         height, width = shot.geometry.padded
         if self.crop is None:

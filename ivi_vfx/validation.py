@@ -47,13 +47,14 @@ def holdout_masks(shot: Shot, seed: int) -> torch.Tensor:
     grown = torch.nn.functional.max_pool2d(shot.holes, 5, 1, 2)  # (T, 1, H, W)
     blocked = torch.maximum(grown, 1.0 - shot.valid.expand(count, -1, -1, -1))
     lenders = sorted({round(i * (count - 1) / max(FRAMES - 1, 1)) for i in range(min(FRAMES, count))})
+    shapes = shot.hole_shapes  # the object's own shapes, also where the carry lifted them
     for t in lenders:
-        matte = shot.holes[t]
+        matte = shapes[t]
         if not matte.any():  # an empty matte: borrow the nearest frame's shape
-            filled = [s for s in range(count) if shot.holes[s].any()]
+            filled = [s for s in range(count) if shapes[s].any()]
             if not filled:
                 continue
-            matte = shot.holes[min(filled, key=lambda s: abs(s - t))]
+            matte = shapes[min(filled, key=lambda s: abs(s - t))]
         for _ in range(_TRIES):
             dy = int(torch.randint(height, (1,), generator=rng))
             dx = int(torch.randint(width, (1,), generator=rng))

@@ -150,4 +150,6 @@ def lift(shot: Shot, carry: Carry) -> Shot:
         encoded = shot.shaper.encode(torch.from_numpy(value[trusted]))  # (n, 3)
         images[i][:, ys, xs] = encoded.T
         holes[i, 0, ys, xs] = 0.0
-    return dataclasses.replace(shot, images=images.contiguous(), holes=holes.contiguous())
+    # The training holes keep the object's shapes: a frame the network must fill in part still meets
+    # holes of the object's size, not only the small remainders other frames left.
+    return dataclasses.replace(shot, images=images.contiguous(), holes=holes.contiguous(), shapes=shot.hole_shapes)
