@@ -10,7 +10,7 @@ import torch
 from conftest import TinyShot
 from test_jobs import ivi, ivi_env, shot_args
 
-SETTINGS = ["--preset", "quick", "--steps", "4", "--budget", "0", "--work-size", "32", "--device", "cpu"]
+SETTINGS = ["--no-carry", "--preset", "quick", "--steps", "4", "--budget", "0", "--work-size", "32", "--device", "cpu"]
 
 
 def test_torchrun_two_gloo_processes_train_one_checkpoint(tiny_shot: TinyShot, tmp_path: Path) -> None:
@@ -22,7 +22,7 @@ def test_torchrun_two_gloo_processes_train_one_checkpoint(tiny_shot: TinyShot, t
     assert r.returncode == 0, r.stderr[-3000:]
     assert "rank 0 of 2" in r.stderr and "rank 1 of 2" in r.stderr
     assert r.stdout.count("Progress: 100%") == 1  # rank 0 alone reports
-    assert sorted(p.name for p in folder.iterdir()) == ["job.json", "model.ckpt"]  # one checkpoint, no leftovers
+    assert sorted(p.name for p in folder.iterdir()) == ["job.json", "model.ckpt", "report"]  # one checkpoint
     data = torch.load(folder / "model.ckpt", weights_only=True)
     assert data["step"] == 4 and data["world_size"] == 2
     assert len(data["rng_ranks"]) == 2 and not torch.equal(*data["rng_ranks"])  # each rank drew its own
