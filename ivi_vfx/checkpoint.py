@@ -5,13 +5,13 @@ was trained on, so a renderer needs nothing else, and a resumed run continues ex
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ivi_vfx.errors import CheckpointError
+from ivi_vfx.io.atomic import atomic_path
 
 FORMAT = "ivi-vfx-checkpoint"
 FORMAT_VERSION = 1
@@ -19,14 +19,8 @@ FORMAT_VERSION = 1
 
 def save(path: Path, payload: dict[str, Any]) -> None:
     """Write atomically (temporary name in the same folder, then rename): a kill never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **payload}, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -29,6 +29,7 @@ from typing import Any
 
 from ivi_vfx.config import HiresConfig, PropagateConfig, TrainConfig, preset_config, propagate_config
 from ivi_vfx.errors import ConfigError
+from ivi_vfx.io.atomic import atomic_path
 from ivi_vfx.io.sequence import parse_frames
 
 SCHEMA_VERSION = 5
@@ -320,15 +321,9 @@ class JobSpec:
 
     def save(self, path: Path) -> Path:
         """Write atomically (a farm node may read it while another writes it)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
+        with atomic_path(path) as tmp:
             tmp.write_text(self.to_json())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        return Path(path)
 
     @classmethod
     def load(cls, path: Path) -> JobSpec:

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from ivi_vfx.errors import ConfigError, ExrReadError, MissingFramesError, SequenceNotFoundError
+from ivi_vfx.io.atomic import atomic_path
 from ivi_vfx.io.exr import read_exr
 from ivi_vfx.io.sequence import find_sequence, output_sequence
 
@@ -151,16 +152,11 @@ def write_png(path: Path, image_bgr: np.ndarray) -> Path:
         OSError: the folder cannot be written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ok, data = cv2.imencode(".png", image_bgr)
     if not ok:
         raise OSError(f"{path}: could not encode the PNG")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_bytes(data.tobytes())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

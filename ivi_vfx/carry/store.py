@@ -1,7 +1,6 @@
 """The carry of a shot, in memory and in its job folder (carry.npz)."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import numpy as np
 
 from ivi_vfx.carry.chains import Hits
 from ivi_vfx.errors import ConfigError
+from ivi_vfx.io.atomic import atomic_path
 
 VERSION = 1
 
@@ -66,12 +66,8 @@ def save_carry(path: Path, carry: Carry, fingerprint: str) -> Path:
     for t, (hits, value) in enumerate(zip(carry.hits, carry.values)):
         arrays |= {f"points_{t}": hits.points, f"source_{t}": hits.source, f"pos_{t}": hits.pos,
                    f"weight_{t}": hits.weight, f"value_{t}": value}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    try:
-        np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:  # a file object: savez would append .npz to a name
+        np.savez_compressed(file, **arrays)  # type: ignore[arg-type]
     return path
 
 
