@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +25,7 @@ TINY = TrainConfig(preset="test", cnum=8, steps=2, batch_size=2, work_size=32, l
                    threads=1)  # one thread: two on a loaded 2-core machine stall
 
 
-@pytest.fixture(autouse=True)
-def _threads_as_found() -> Iterator[None]:
-    """One torch thread here (two on a loaded 2-core machine stall), and the count as found afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # two on a loaded 2-core machine stall
 
 
 def run_cli(*args: str) -> Result:

@@ -3,13 +3,11 @@ the other layers are left as they were and named (the layer policy), and the hea
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import OpenEXR
 import pytest
-import torch
 
 from exr_helpers import read_with_openexr, write_test_exr
 from ivi_vfx import __version__
@@ -24,13 +22,7 @@ TINY = TrainConfig(preset="test", cnum=8, steps=2, batch_size=2, work_size=32, l
 H, W = 24, 32
 
 
-@pytest.fixture(autouse=True)
-def _threads_as_found() -> Iterator[None]:
-    """One torch thread here (two on a loaded 2-core machine stall), and the count as found afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # two on a loaded 2-core machine stall
 
 
 def _multipart_shot(folder: Path, count: int = 2) -> tuple[str, str, list[dict[str, np.ndarray]]]:

@@ -3,7 +3,6 @@ begins the fine-tune stage, the fp16 loss scale), a crop the generator can take,
 as a message with the sizes that would fit, the checkpoint kept."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,13 +22,7 @@ BASE = TrainConfig(preset="test", cnum=8, steps=4, batch_size=2, work_size=32, l
                    validate_every=0, threads=1)
 
 
-@pytest.fixture(autouse=True)
-def _threads_as_found() -> Iterator[None]:
-    """One torch thread here (two on a loaded 2-core machine stall), and the count as found afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # two on a loaded 2-core machine stall
 
 
 def _shot(tiny: TinyShot) -> Shot:
