@@ -7,7 +7,7 @@ import click
 
 from ivi_vfx.io.sequence import parse_frames
 from ivi_vfx.jobs import JobSpec
-from ivi_vfx.report import write_contact_sheet
+from ivi_vfx.sheet import write_contact_sheet
 
 from . import options
 

@@ -15,6 +15,8 @@ import pytest
 
 from conftest import TinyShot, make_tiny_shot
 from ivi_vfx import report
+from ivi_vfx import sheet as contact
+from ivi_vfx.carry import CONFIDENCE
 from ivi_vfx.config import TrainConfig
 from ivi_vfx.errors import ConfigError, MissingFramesError
 from ivi_vfx.io.exr import output_spec, read_exr, write_exr
@@ -134,7 +136,7 @@ def test_ivi_render_preview_writes_a_contact_sheet_of_chosen_frames(finished, tm
     assert r.stdout.strip() == str(out)
     sheet = png(out)
     result = read_exr(spec.out.replace("####", "1001"))
-    assert report.CONFIDENCE in result.channel_names  # the engine writes it: the sheet has a fourth column
+    assert CONFIDENCE in result.channel_names  # the engine writes it: the sheet has a fourth column
     # A title bar, then per frame a caption and four 64x48 tiles: plate | fill | matte | confidence.
     assert sheet.shape == (24 + 2 * (18 + 48 + 4), 4 * 64 + 3 * 4, 3)
     top = sheet[24 + 18:24 + 18 + 48].astype(float)
@@ -143,13 +145,13 @@ def test_ivi_render_preview_writes_a_contact_sheet_of_chosen_frames(finished, tm
         return cv2.resize(values, (64, 48), interpolation=cv2.INTER_AREA)
 
     assert np.abs(top[:, 2 * 68:2 * 68 + 64, 0] - tile(result.display(("A",))[..., 0]) * 255).max() <= 1
-    confidence = tile(result.display((report.CONFIDENCE,))[..., 0]).clip(0, 1)
+    confidence = tile(result.display((CONFIDENCE,))[..., 0]).clip(0, 1)
     assert np.abs(top[:, 3 * 68:, 0] - confidence * 255).max() <= 1
     assert np.abs(top[:, :64] - report.to_display(tile(shot.plates[0]))[..., ::-1]).max() <= 1
     # Without --frames: five spread over the frames on disk (here all four), into the job folder's report/.
     r = ivi("preview", str(spec.folder / "job.json"))
     assert r.returncode == 0, r.stderr
-    assert Path(r.stdout.strip()) == spec.folder / "report" / report.SHEET_FILE
+    assert Path(r.stdout.strip()) == spec.folder / "report" / contact.SHEET_FILE
     assert png(Path(r.stdout.strip())).shape[0] == 24 + 4 * (18 + 240 + 4)
 
 
@@ -160,29 +162,29 @@ def test_the_sheet_shows_confidence_only_when_the_output_has_it_and_names_a_miss
     names = list(frame.channel_names)
     h, w = frame.pixels.shape[:2]
     ramp = frame.pixels.copy()
-    ramp[..., names.index(report.CONFIDENCE)] = np.tile(np.linspace(0, 1, w, dtype=np.float32), (h, 1))
+    ramp[..., names.index(CONFIDENCE)] = np.tile(np.linspace(0, 1, w, dtype=np.float32), (h, 1))
     ramped = tmp_path / "ramp" / "clean.####.exr"
     write_exr(ramped.parent / "clean.1002.exr", ramp, output_spec(frame.spec, names))
-    sheet = png(report.write_contact_sheet(spec.replace(out=str(ramped)), [1002], tmp_path / "c.png", 64))
+    sheet = png(contact.write_contact_sheet(spec.replace(out=str(ramped)), [1002], tmp_path / "c.png", 64))
     assert sheet.shape[1] == 4 * 64 + 3 * 4
     values = sheet[24 + 18 + 10, 3 * 68:3 * 68 + 64, 0].astype(int)
     assert values[0] < 10 and values[-1] > 245 and np.all(np.diff(values) >= 0)
     # An output without the channel (before "Known pixels first", or a job that carries nothing): three columns.
-    keep = [k for k, n in enumerate(names) if n != report.CONFIDENCE]
+    keep = [k for k, n in enumerate(names) if n != CONFIDENCE]
     bare = tmp_path / "bare" / "clean.####.exr"
     write_exr(bare.parent / "clean.1002.exr", frame.pixels[..., keep],
               output_spec(frame.spec, [names[k] for k in keep]))
     other = spec.replace(out=str(bare))
-    assert png(report.write_contact_sheet(other, [1002], tmp_path / "d.png", 64)).shape[1] == 3 * 64 + 2 * 4
+    assert png(contact.write_contact_sheet(other, [1002], tmp_path / "d.png", 64)).shape[1] == 3 * 64 + 2 * 4
     with pytest.raises(MissingFramesError, match="1003 are not rendered"):
-        report.write_contact_sheet(other, [1003])
+        contact.write_contact_sheet(other, [1003])
 
 
 def test_a_sheet_whose_plate_is_gone_says_so(finished, tmp_path: Path) -> None:
     _, spec = finished
-    rows = report.sheet_rows(spec.replace(plate=str(tmp_path / "gone.####.exr")), [1001])
+    rows = contact.sheet_rows(spec.replace(plate=str(tmp_path / "gone.####.exr")), [1001])
     assert rows[0].plate is None
-    sheet = report.sheet_image(rows)
+    sheet = contact.sheet_image(rows)
     assert sheet.shape[1] == 4 * 320 + 3 * 4
     tile = sheet[18:, :320].astype(int)
     assert (tile[..., 0] == tile[..., 2]).all() and (tile == 60).mean() > 0.9  # a grey tile, "not on disk" on it
