@@ -191,7 +191,7 @@ def register(a: np.ndarray, b: np.ndarray, known: np.ndarray, start: np.ndarray)
     h, w = a.shape
     centre = np.array([[[w / 2, h / 2]]], np.float64)
     shift = (cv2.perspectiveTransform(centre, np.asarray(start, np.float64)) - centre)[0, 0]
-    warp = np.float32([[1, 0, shift[0]], [0, 1, shift[1]], [0, 0, 1]])
+    warp = np.array([[1, 0, shift[0]], [0, 1, shift[1]], [0, 0, 1]], np.float32)
     best: tuple[float, np.ndarray] | None = None
     mask = known.astype(np.uint8)
     for model in (cv2.MOTION_TRANSLATION, cv2.MOTION_AFFINE, cv2.MOTION_HOMOGRAPHY):
