@@ -177,6 +177,13 @@ propagation = stack(
     click.option("--rounds", type=click.IntRange(min=0), default=None,
                  help="Self-training rounds on the other frames' backgrounds, sweeping outward from the keys; "
                       "0 trains on the keys alone (the default). Best with --max-speed."),
+    click.option("--flow-follow/--no-flow-follow", default=None,
+                 help="Carry each frame's matte along the object's own optical flow to the next, and keep the "
+                      "network's matte near it (default: off; see docs/mattes.md)."),
+    click.option("--departure", type=click.FloatRange(0, 1, max_open=True), default=None, metavar="SHARE",
+                 help="Away from the carried matte, keep the network's matte only where its motion departs from "
+                      "the background's by this share of the frame per frame, e.g. 0.004; 0 switches the cue "
+                      "off (the default)."),
 )
 """Mask propagation, a keyframe job's first stage (PropagateConfig); only with --key-mask."""
 

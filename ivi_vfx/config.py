@@ -386,10 +386,24 @@ class PropagateConfig(JsonConfig):
     """Temporal constraint when predicting: from each key frame outward, both directions, a frame
     keeps the connected parts of its prediction that come within this share of the working frame's
     longest side of the previous frame's matte. 0 keeps every part (each frame on its own)."""
+    flow_follow: bool = False
+    """The motion cue's carried matte (`mattes.motion`): the previous frame's matte, carried along the
+    object's own measured optical flow, is where the object is now; the network's matte is kept
+    near it and may grow from it, by little more than the object's recent area. False leaves the
+    matte where it was (with `departure` 0 too, the frames are followed by `track` alone). Off by
+    default: on bmx-trees it traded recall for IoU (docs/results.md, 2026-12-02)."""
+    departure: float = 0.0
+    """The motion cue's departure: farther from the carried matte than a few pixels, the network's
+    matte is kept only where the measured motion departs from the background's (completed from
+    around it) by more than this share of the working frame's longest side per frame, so that a
+    thing of the object's colour that moves with the background is not followed, and an object
+    lost behind an occluder is found again by its motion. 0 switches the cue off (the default; 0.004
+    is what was measured)."""
 
     def _checks(self) -> list[tuple[bool, str]]:
         return [
             (self.rounds >= 0, "rounds must be 0 or more"),
+            (0.0 <= self.departure < 1.0, "departure must lie between 0 (off) and 1 (a share of the frame per frame)"),
             (0.0 <= self.other_frames <= 1.0, "other_frames must lie between 0 and 1"),
             (0.0 <= self.margin < 1.0, "margin must lie between 0 and 1 (a share of the frame)"),
             (0.0 <= self.track < 1.0, "track must lie between 0 and 1 (a share of the frame)"),

@@ -43,7 +43,7 @@ they are."""
 PROPAGATION_KEYS: dict[str, str] = {
     "track": "track", "max_speed": "max_speed", "rounds": "rounds", "threshold": "threshold",
     "object_weight": "object_weight", "propagate_steps": "steps", "propagate_budget": "budget",
-    "propagate_work_size": "work_size",
+    "propagate_work_size": "work_size", "flow_follow": "flow_follow", "departure": "departure",
 }
 """The JobSpec keys that only a keyframe job (`key_mask`) takes -> the PropagateConfig field each sets."""
 FILL_KEYS = ("steps", "budget", "finetune_steps", "encoder", "work_size", "carry", "clean", "clean_frames", "scales",
@@ -112,6 +112,12 @@ class JobSpec:
     """With `key_mask`: most minutes of the propagation's training (PropagateConfig.budget); None: the preset's."""
     propagate_work_size: int | None = None
     """With `key_mask`: the propagation's working resolution (PropagateConfig.work_size); None: the preset's."""
+    flow_follow: bool | None = None
+    """With `key_mask`: carry each frame's matte along the object's measured flow (PropagateConfig.flow_follow);
+    None: the preset's (off)."""
+    departure: float | None = None
+    """With `key_mask`: the motion cue's departure from the background's motion, a share of the frame per frame
+    (PropagateConfig.departure); 0 switches it off; None: the preset's (0)."""
     carry: bool | None = None
     """Carry the pixels that other frames (or `clean`) show into each frame's matte before training, so that
     the network invents only what the shot never shows (carry/); None: the preset's (on, off for ``paper``)."""

@@ -35,6 +35,7 @@ from ivi_vfx.errors import ConfigError, ShapeError, StopRequested
 from ivi_vfx.io.exr import check_writable, read_exr, read_header
 from ivi_vfx.io.sequence import FrameSequence, compact, find_sequence, output_sequence, parse_frames
 from ivi_vfx.jobs import JOB_FILE, JobSpec
+from ivi_vfx.mattes.check import CHECK_FILE, log_flagged, read_checks, write_checks
 from ivi_vfx.mattes.fitting import fit_propagation
 from ivi_vfx.mattes.keys import load_keys
 from ivi_vfx.mattes.writing import write_mattes
@@ -359,8 +360,18 @@ def predict_mattes(spec: JobSpec, plate: FrameSequence, *, device: str, resume: 
         done[0] += 1
         report(PROPAGATE_TRAIN_SHARE + (1 - PROPAGATE_TRAIN_SHARE) * done[0] / len(out))
 
-    written = write_mattes(result.model, keys, out, cfg, device=torch_device, overwrite=overwrite, on_frame=on_frame)
-    logger.info("wrote %d mattes to %s", len(written), out.pattern)
+    # A correction run (keys added on the same plate) keeps the frames near the old keys as they were,
+    # unless they changed for the better: the previous run's checks say how sure it was of each.
+    check_path = spec.folder / CHECK_FILE
+    previous = read_checks(check_path) if result.refined_from is not None else None
+    new_keys = set(keys.key_frames) - set(result.refined_from or ())
+    written, checks = write_mattes(result.model, keys, out, cfg, device=torch_device, overwrite=overwrite,
+                                   on_frame=on_frame, previous=previous, new_keys=new_keys)
+    write_checks(check_path, checks)
+    kept = [c.frame for c in checks if c.kept]
+    logger.info("wrote %d mattes to %s%s; each frame's check: %s", len(written) - len(kept), out.pattern,
+                f" (kept {len(kept)} of the previous run's: {compact(kept)})" if kept else "", check_path)
+    log_flagged(checks)
     return written
 
 

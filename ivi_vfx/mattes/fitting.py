@@ -2,6 +2,7 @@
 checkpoint (saved, resumed, and loaded back for writing the mattes)."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -73,14 +74,30 @@ def _unpack(packed: dict) -> torch.Tensor:
     return bits.flatten()[:count].reshape(packed["shape"]).float()
 
 
+REFINE_SHARE = 0.25
+"""A correction run (the same plate and settings, keys added or changed) fine-tunes the previous
+network for this share of cfg.steps (and of cfg.budget), instead of training afresh."""
+
+
 @dataclass
 class PropagateResult:
-    """A trained propagation network and how the run went."""
+    """A trained propagation network and how the run went.
+
+    Attributes:
+        refined_from: None, or the key frames of the previous network that this run fine-tuned
+            (a correction run: keys were added or changed on the same plate).
+    """
 
     model: UNet
     step: int
     stopped: bool
     seconds: float
+    refined_from: tuple[int, ...] | None = None
+
+
+def plate_fingerprint(keys: Keys) -> str:
+    """A short hash of the plate at working resolution alone (a correction run's keys differ, its plate not)."""
+    return hashlib.sha256(keys.frames.images.numpy().tobytes()).hexdigest()[:16]
 
 
 def _payload(cfg: PropagateConfig, keys: Keys, model: UNet, optimizer: torch.optim.Optimizer,
@@ -91,7 +108,7 @@ def _payload(cfg: PropagateConfig, keys: Keys, model: UNet, optimizer: torch.opt
         "arch": {"name": "unet", "width": cfg.width, "head": HEAD},
         "shaper": keys.frames.shaper.to_dict(),
         "keys": {"plate": keys.frames.plate.pattern, "key_frames": list(keys.key_frames),
-                 "fingerprint": keys.fingerprint()},
+                 "fingerprint": keys.fingerprint(), "plate_fingerprint": plate_fingerprint(keys)},
         "step": step,
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
@@ -104,29 +121,45 @@ def _payload(cfg: PropagateConfig, keys: Keys, model: UNet, optimizer: torch.opt
 
 
 def _resume(path: Path, cfg: PropagateConfig, keys: Keys, model: UNet, optimizer: torch.optim.Optimizer,
-            rng: torch.Generator, sampler: PasteSampler) -> tuple[int, int]:
+            rng: torch.Generator, sampler: PasteSampler) -> tuple[int, int, tuple[int, ...] | None]:
     """Load a compatible propagation checkpoint (sets sampler.unknown).
 
+    A checkpoint of the same plate and settings but other keys (the artist added a roto where the
+    propagation went wrong) gives its network only: the run fine-tunes it (REFINE_SHARE of the
+    steps) on the new keys, with a fresh optimiser, rather than training afresh.
+
     Returns:
-        (step, self-training rounds done), (0, 0) when none fits.
+        (step, self-training rounds done, None), (0, 0, None) when none fits, or for a correction
+        run (the step to go on from, the rounds before it, the previous key frames).
     """
     if not path.is_file():
-        return 0, 0
+        return 0, 0, None
     data = ckpt.load(path)
     # Settings that change neither the samples nor the network's training so far.
-    schedule = {"steps", "budget", "log_every", "checkpoint_every", "threshold", "dilate", "track"}
+    schedule = {"steps", "budget", "log_every", "checkpoint_every", "threshold", "dilate", "track", "flow_follow",
+                "departure"}
     same = {k: v for k, v in data.get("config", {}).items() if k not in schedule} == {
         k: v for k, v in cfg.to_dict().items() if k not in schedule}
-    same = same and data.get("arch", {}).get("head") == HEAD
-    if data.get("kind") != "propagate" or data["keys"].get("fingerprint") != keys.fingerprint() or not same:
+    same = same and data.get("arch", {}).get("head") == HEAD and data.get("kind") == "propagate"
+    if same and data["keys"].get("fingerprint") != keys.fingerprint() \
+            and data["keys"].get("plate_fingerprint") == plate_fingerprint(keys):
+        model.load_state_dict(data["model"])
+        step = max(0, cfg.steps - math.ceil(REFINE_SHARE * cfg.steps))
+        rounds = sum(round_fraction(k, cfg.rounds) <= step / max(cfg.steps, 1) for k in range(1, cfg.rounds + 1))
+        before = tuple(int(f) for f in data["keys"]["key_frames"])
+        logger.info("correction run: the keys changed (%s -> %s) on the same plate; fine-tuning the network of %s "
+                    "for %d steps", ",".join(map(str, before)), ",".join(map(str, keys.key_frames)), path,
+                    cfg.steps - step)
+        return step, rounds, before
+    if data["keys"].get("fingerprint") != keys.fingerprint() or not same:
         logger.warning("%s was trained on other keys or settings; starting afresh", path)
-        return 0, 0
+        return 0, 0, None
     ckpt.restore(path, data, model, optimizer)
     rng.set_state(data["rng"])
     if data.get("unknown") is not None:
         sampler.set_unknown(_unpack(data["unknown"]))
     logger.info("resuming propagation from %s at step %d", path, data["step"])
-    return int(data["step"]), int(data.get("rounds_done", 0))
+    return int(data["step"]), int(data.get("rounds_done", 0)), None
 
 
 def fit_propagation(keys: Keys, cfg: PropagateConfig, *, device: str | torch.device = "cpu",
@@ -150,10 +183,12 @@ def fit_propagation(keys: Keys, cfg: PropagateConfig, *, device: str | torch.dev
     sampler = PasteSampler(keys, cfg, rng)
     if cfg.max_speed > 0 and cfg.other_frames > 0:
         sampler.set_unknown(reach(keys, cfg))  # other frames teach their background from the start
-    step, rounds_done = (_resume(Path(checkpoint), cfg, keys, model, optimizer, rng, sampler)
-                         if checkpoint and resume else (0, 0))
+    step, rounds_done, refined_from = (_resume(Path(checkpoint), cfg, keys, model, optimizer, rng, sampler)
+                                       if checkpoint and resume else (0, 0, None))
     model.train()
     started, budget_s, running, stopped = time.perf_counter(), cfg.budget * 60.0, [], False
+    if refined_from is not None:
+        budget_s *= REFINE_SHARE
     fraction = step / cfg.steps if cfg.steps else 1.0
     farthest = int(key_distance(keys).max())  # how far the rounds' sweep must reach
     while step < cfg.steps:
@@ -194,7 +229,8 @@ def fit_propagation(keys: Keys, cfg: PropagateConfig, *, device: str | torch.dev
             stopped = True
             break
     model.eval()
-    return PropagateResult(model=model, step=step, stopped=stopped, seconds=time.perf_counter() - started)
+    return PropagateResult(model=model, step=step, stopped=stopped, seconds=time.perf_counter() - started,
+                           refined_from=refined_from)
 
 
 def load_propagation(path: Path, device: str | torch.device = "cpu") -> tuple[UNet, PropagateConfig]:
