@@ -19,6 +19,7 @@ import torch
 
 from ivi_vfx.carry.sampling import CarrySampler
 from ivi_vfx.errors import ExrReadError, OutputExistsError
+from ivi_vfx.interpolate import smooth_fill
 from ivi_vfx.io.exr import ExrImage, check_writable, read_exr, read_header
 from ivi_vfx.io.sequence import FrameSequence
 from ivi_vfx.nets import Generator
@@ -39,14 +40,55 @@ def predict(model: Generator, shot: Shot, frame: int, device: torch.device | str
         (H, W, 3) float32 scene-linear over the plate's display window. Only the matte's pixels
         of it are used; the rest is whatever the network made of the known pixels.
     """
-    t = shot.index(frame)
-    image = shot.images[t:t + 1].to(device)
-    hole = shot.holes[t:t + 1].to(device)
-    _, refined = model(image, hole)
     # Scale back up in the network (log) domain, where a bilinear blend of neighbours is tamer on
     # highlights than in linear; then out to scene-linear.
-    full = shot.geometry.to_full(refined.float().cpu())
+    full = shot.geometry.to_full(network_fill(model, shot, shot.index(frame), device))
     return shot.shaper.decode(full)[0].permute(1, 2, 0).numpy()
+
+
+@torch.no_grad()
+def network_fill(model: torch.nn.Module, shot: Shot, index: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The generator's output for one shot frame, met to the plate at its hole's edge (`match_boundary`).
+
+    The one way a fill is made from the network, for rendering, the finer scales' prior and the
+    run's previews.
+
+    Args:
+        index: the frame's position in the shot (0-based).
+
+    Returns:
+        (1, 3, ph, pw) float32 network-domain output on the CPU, padded as the shot; only its hole's
+        pixels are a fill, the rest is the network's reconstruction of what it was given.
+    """
+    image = shot.images[index:index + 1].to(device)
+    hole = shot.holes[index:index + 1].to(device)
+    _, refined = model(image, hole)
+    return match_boundary(refined.float().cpu(), image.float().cpu(), hole.cpu(), shot.valid)
+
+
+def match_boundary(fill: torch.Tensor, image: torch.Tensor, hole: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """The network's fill, offset inside the hole by its own error just outside it, so it meets the plate.
+
+    Outside the hole the network reconstructs the pixels it was given; where it reconstructs them
+    a little brighter, darker or of another hue, its fill just inside the hole is off the same way,
+    and the difference shows as an edge. That error, measured on the known pixels and spread
+    smoothly into the hole (the narrowest Gaussian average of known pixels that holds enough of
+    them), is taken off the fill: at the edge the fill then continues the plate.
+
+    Args:
+        fill: (1, 3, h, w) the network's output (network domain); image: (1, 3, h, w) its input;
+        hole: (1, 1, h, w) {0, 1} what it filled; valid: (1, 1, h, w) the picture (not the padding).
+
+    Returns:
+        (1, 3, h, w) float32, equal to `fill` outside the hole.
+    """
+    inside = hole[0, 0].numpy() > 0.5
+    if not inside.any():
+        return fill
+    known = ~inside & (valid[0, 0].numpy() > 0.5)
+    error = (image - fill)[0].permute(1, 2, 0).numpy()
+    spread = torch.from_numpy(smooth_fill(np.ascontiguousarray(error), known)).permute(2, 0, 1)[None]
+    return torch.where(hole > 0.5, fill + spread, fill)
 
 
 def composite(original: ExrImage, fill: np.ndarray, matte: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:

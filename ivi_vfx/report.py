@@ -34,6 +34,7 @@ import torch
 
 from ivi_vfx.errors import ConfigError
 from ivi_vfx.io.atomic import atomic_path
+from ivi_vfx.render import network_fill
 
 if TYPE_CHECKING:
     from ivi_vfx.shot import Shot
@@ -199,15 +200,14 @@ def training_preview(model: torch.nn.Module, shot: Shot, index: int) -> tuple[np
     """
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    image = shot.images[index:index + 1].to(device)
-    hole = shot.holes[index:index + 1].to(device)
+    image, hole = shot.images[index:index + 1], shot.holes[index:index + 1]
     was_training = model.training
     model.eval()
     try:
-        _, refined = model(image, hole)
+        refined = network_fill(model, shot, index, device)
     finally:
         model.train(was_training)
-    mixed = (image * (1 - hole) + refined.float() * hole).cpu()
+    mixed = image * (1 - hole) + refined * hole
     h, w = shot.geometry.work
     plate = shot.shaper.decode(image.cpu())[0, :, :h, :w].permute(1, 2, 0).numpy()
     fill = shot.shaper.decode(mixed)[0, :, :h, :w].permute(1, 2, 0).numpy()

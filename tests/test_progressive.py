@@ -78,14 +78,15 @@ def test_resample_over_the_same_box_is_bilinear_interpolation() -> None:
 
 
 class _Flat(nn.Module):
-    """A stand-in working-resolution generator that fills every hole with one value (network domain)."""
+    """A stand-in working-resolution generator that fills every hole with one value (network domain) and
+    gives back the rest as it was given (so that meeting the plate at the hole's edge moves nothing)."""
 
     def __init__(self, value: float) -> None:
         super().__init__()
         self.value = value
 
     def forward(self, image: torch.Tensor, hole: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        flat = torch.full_like(image, self.value)
+        flat = torch.where(hole > 0, torch.full_like(image, self.value), image)
         return flat, flat
 
 

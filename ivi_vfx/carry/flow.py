@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ivi_vfx.interpolate import smooth_fill
+
 # DIS's 'medium' preset: a few milliseconds a pair at working resolution on a CPU, and accurate
 # enough that chains over tens of frames stay within a pixel on a pan.
 DIS_PRESET = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
@@ -157,7 +159,7 @@ def complete_with_camera(flow: np.ndarray, untrusted: np.ndarray) -> tuple[np.nd
     corners = np.abs(camera[[0, 0, -1, -1], [0, -1, 0, -1]]).max()
     still = bool(corners < STATIC_PX and float(np.median(np.abs(residual[trusted]))) < STATIC_PX)
     if untrusted.any():
-        residual = _smooth_fill(residual, trusted)
+        residual = smooth_fill(residual, trusted)
     completed = np.where(untrusted[..., None], camera + residual, flow)
     return completed.astype(np.float32), still, homography
 
@@ -191,7 +193,7 @@ def register(a: np.ndarray, b: np.ndarray, known: np.ndarray, start: np.ndarray)
     h, w = a.shape
     centre = np.array([[[w / 2, h / 2]]], np.float64)
     shift = (cv2.perspectiveTransform(centre, np.asarray(start, np.float64)) - centre)[0, 0]
-    warp = np.array([[1, 0, shift[0]], [0, 1, shift[1]], [0, 0, 1]], np.float32)
+    warp: np.ndarray = np.array([[1, 0, shift[0]], [0, 1, shift[1]], [0, 0, 1]], np.float32)
     best: tuple[float, np.ndarray] | None = None
     mask = known.astype(np.uint8)
     for model in (cv2.MOTION_TRANSLATION, cv2.MOTION_AFFINE, cv2.MOTION_HOMOGRAPHY):
@@ -202,7 +204,7 @@ def register(a: np.ndarray, b: np.ndarray, known: np.ndarray, start: np.ndarray)
             break
         if best is not None and 1.0 - rho > MODEL_GAIN * (1.0 - best[0]):
             break  # the richer motion explains no more than grain: keep the simpler one
-        warp = np.vstack([found, [0, 0, 1]]).astype(np.float32) if found.shape[0] == 2 else found
+        warp = np.asarray(np.vstack([found, [0, 0, 1]]) if found.shape[0] == 2 else found, np.float32)
         best = (rho, warp)
     return None if best is None else best[1].astype(np.float64)
 
@@ -213,31 +215,6 @@ def _warp_error(a: np.ndarray, b: np.ndarray, flow: np.ndarray, where: np.ndarra
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     warped = cv2.remap(b, xx + flow[..., 0], yy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return float(np.abs(warped - a)[where].mean()) if where.any() else 0.0
-
-
-def _smooth_fill(field: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """(h, w, c) `field` with its unknown pixels replaced by a smooth interpolation of the known ones.
-
-    Normalised convolution at growing widths (push-pull): each unknown pixel takes the narrowest
-    Gaussian average that holds enough known pixels. The measured residual is noisy (DIS on grain),
-    and the chains need a completed flow that agrees with itself both ways, so the fill is smooth
-    rather than a copy of the nearest noisy value.
-    """
-    weight = known.astype(np.float32)
-    out = field.copy()
-    todo = ~known
-    sigma = 2.0
-    while todo.any() and sigma <= 4 * max(field.shape[:2]):
-        w = cv2.GaussianBlur(weight, (0, 0), sigma)
-        enough = todo & (w > 0.05)
-        if enough.any():
-            for c in range(field.shape[2]):
-                v = cv2.GaussianBlur(np.ascontiguousarray(field[..., c] * weight), (0, 0), sigma)
-                out[..., c][enough] = v[enough] / w[enough]
-            todo &= ~enough
-        sigma *= 2
-    out[todo] = 0.0
-    return out
 
 
 def sample(field: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from ivi_vfx.config import HiresConfig
 from ivi_vfx.io.exr import ExrImage
 from ivi_vfx.nets import Generator
 from ivi_vfx.progressive.scales import Box, Level, data_box, display_box, plate_rgb, read_matte_over, resample, to_level
-from ivi_vfx.render import composite_region
+from ivi_vfx.render import composite_region, network_fill
 from ivi_vfx.shot import Shot
 
 
@@ -24,9 +24,8 @@ from ivi_vfx.shot import Shot
 def coarse_fill(model: Generator, shot: Shot, frame: int, device: torch.device | str) -> torch.Tensor:
     """(1, 3, h, w) float32 network-domain working-resolution fill of a frame (unpadded, over the display window)."""
     t = shot.index(frame)
-    image, hole = shot.images[t:t + 1].to(device), shot.holes[t:t + 1].to(device)
-    _, refined = model(image, hole)
-    fill = torch.where(hole > 0, refined, image).float().cpu()
+    hole = shot.holes[t:t + 1]
+    fill = torch.where(hole > 0, network_fill(model, shot, t, device), shot.images[t:t + 1].float())
     return fill[..., : shot.geometry.work[0], : shot.geometry.work[1]]
 
 
