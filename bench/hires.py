@@ -29,6 +29,7 @@ and scores every output frame against the truth inside the matte:
 
     OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python bench/hires.py [--sizes 2k,4k] [--frames 24] \\
         [--steps 60] [--scale-steps 300] [--work-size 256] [--scales auto] [--device cpu] [--keep DIR]
+        [--fills working,progressive,carried]
 """
 from __future__ import annotations
 
@@ -195,6 +196,8 @@ def main() -> None:
     parser.add_argument("--tile-size", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--compression", default="zip", help="of the plates (and so of the outputs): zip, none...")
+    parser.add_argument("--fills", default="working,progressive,carried",
+                        help="which fills to run (progressive needs working, whose checkpoint it resumes)")
     parser.add_argument("--keep", type=Path, default=None, help="keep shots, outputs and logs in this folder")
     args = parser.parse_args()
 
@@ -212,7 +215,10 @@ def main() -> None:
             common = ["--plate", plate, "--mask", mask, "--preset", "final", "--steps", str(args.steps), "--budget",
                       "0", "--work-size", str(args.work_size), "--device", args.device, "--overwrite"]
             coarse_seconds = 0.0
+            fills = args.fills.split(",")
             for label, scales in (("working", "off"), ("progressive", args.scales), ("carried", "off")):
+                if label not in fills:
+                    continue
                 out = str(folder / label / "clean.####.exr")
                 resume = "--no-resume" if label == "working" else "--resume"
                 if label == "progressive":  # the same working-resolution model: resume it, train the finer scales
