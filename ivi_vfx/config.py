@@ -387,18 +387,13 @@ class PropagateConfig(JsonConfig):
     keeps the connected parts of its prediction that come within this share of the working frame's
     longest side of the previous frame's matte. 0 keeps every part (each frame on its own)."""
     flow_follow: bool = False
-    """The motion cue's carried matte (`mattes.motion`): the previous frame's matte, carried along the
-    object's own measured optical flow, is where the object is now; the network's matte is kept
-    near it and may grow from it, by little more than the object's recent area. False leaves the
-    matte where it was (with `departure` 0 too, the frames are followed by `track` alone). Off by
-    default: on bmx-trees it traded recall for IoU (docs/results.md, 2026-12-02)."""
+    """Motion cue (`mattes.motion`): the previous matte, carried along the object's own flow, bounds
+    the network's matte (kept near it, growing little beyond the object's recent area). Off (with
+    `departure` 0, `track` alone follows): on bmx-trees it traded recall for IoU (results.md)."""
     departure: float = 0.0
-    """The motion cue's departure: farther from the carried matte than a few pixels, the network's
-    matte is kept only where the measured motion departs from the background's (completed from
-    around it) by more than this share of the working frame's longest side per frame, so that a
-    thing of the object's colour that moves with the background is not followed, and an object
-    lost behind an occluder is found again by its motion. 0 switches the cue off (the default; 0.004
-    is what was measured)."""
+    """Motion cue: away from the carried matte, the network's matte is kept only where the motion
+    departs from the background's by more than this share of the frame per frame (a look-alike
+    moving with the background is not followed; a lost object is found by its motion). 0: off."""
 
     def _checks(self) -> list[tuple[bool, str]]:
         return [
