@@ -380,16 +380,13 @@ class PropagateConfig(JsonConfig):
     cut. 0 makes no such assumption (bmx-trees' rider moves at most 0.009 a frame,
     pan_astronaut's object 0.026)."""
     margin: float = 0.06
-    """Safety band around a self-training matte left out of the loss (neither object nor
-    background), as a share of the working frame's longest side."""
+    """Band around a self-training matte left out of the loss, a share of the frame's longest side."""
     track: float = 0.04
-    """Temporal constraint when predicting: from each key frame outward, both directions, a frame
-    keeps the connected parts of its prediction that come within this share of the working frame's
-    longest side of the previous frame's matte. 0 keeps every part (each frame on its own)."""
+    """Temporal constraint: outward from each key, a frame keeps the parts of its prediction within
+    this share of the frame's longest side of the previous frame's matte. 0: each frame on its own."""
     flow_follow: bool = False
     """Motion cue (`mattes.motion`): the previous matte, carried along the object's own flow, bounds
-    the network's matte (kept near it, growing little beyond the object's recent area). Off (with
-    `departure` 0, `track` alone follows): on bmx-trees it traded recall for IoU (results.md)."""
+    the network's (near it, little beyond the object's recent area). Off: it traded recall for IoU."""
     departure: float = 0.0
     """Motion cue: away from the carried matte, the network's matte is kept only where the motion
     departs from the background's by more than this share of the frame per frame (a look-alike
