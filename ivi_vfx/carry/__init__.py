@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ivi_vfx.carry.chains import Hits, trace
-from ivi_vfx.carry.flow import _grow, background_flows, sample
+from ivi_vfx.carry.flow import background_flows, grow, sample
 from ivi_vfx.carry.sampling import CONFIDENCE, TRUST, CarrySampler
 from ivi_vfx.carry.store import Carry, load_carry, save_carry
 from ivi_vfx.shot import Shot
@@ -62,7 +62,7 @@ def trace_shot(images: np.ndarray, holes: np.ndarray, clean: np.ndarray | None =
     holes = holes & ~clean[:, None, None]  # a clean reference shows its whole frame
     network = _log_domain(images)
     flows = background_flows(network, images, holes)
-    shows = np.stack([~_grow(holes[t], SHOWS_GUARD) for t in range(count)])
+    shows = np.stack([~grow(holes[t], SHOWS_GUARD) for t in range(count)])
     shows[clean] = True
     hits, values = [], []
     for t in range(count):

@@ -95,7 +95,8 @@ def _fill_holes(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return cv2.inpaint(image, hole.astype(np.uint8), 3, cv2.INPAINT_TELEA)
 
 
-def _grow(mask: np.ndarray, pixels: int) -> np.ndarray:
+def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """(h, w) bool grown by a (2 pixels + 1) square; `mask` itself for 0 pixels or an empty mask."""
     if pixels <= 0 or not mask.any():
         return mask
     kernel = np.ones((2 * pixels + 1, 2 * pixels + 1), np.uint8)
@@ -209,12 +210,16 @@ def register(a: np.ndarray, b: np.ndarray, known: np.ndarray, start: np.ndarray)
     return None if best is None else best[1].astype(np.float64)
 
 
+def _warp(b: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Frame b (h, w[, c]) pulled back along frame a's flow (h, w, 2): b's value where each pixel of a goes."""
+    h, w = flow.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return cv2.remap(b, xx + flow[..., 0], yy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
 def _warp_error(a: np.ndarray, b: np.ndarray, flow: np.ndarray, where: np.ndarray) -> float:
     """Mean |a - b warped along flow| over `where` (the two frames' luminance)."""
-    h, w = a.shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    warped = cv2.remap(b, xx + flow[..., 0], yy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return float(np.abs(warped - a)[where].mean()) if where.any() else 0.0
+    return float(np.abs(_warp(b, flow) - a)[where].mean()) if where.any() else 0.0
 
 
 def sample(field: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -256,15 +261,12 @@ def _log_ratio(a: np.ndarray, b: np.ndarray, flow: np.ndarray, untrusted: np.nda
 def _mismatch(a: np.ndarray, b: np.ndarray, flow: np.ndarray, hole_a: np.ndarray, hidden: np.ndarray) -> float:
     """Median |a - b warped along flow| (mean over channels, after the median offset) of frame a's pixels
     around its matte that b shows."""
-    h, w = hole_a.shape
-    ring = _grow(hole_a, RING_PX) & ~_grow(hole_a, GUARD_PX) & ~hidden
+    ring = grow(hole_a, RING_PX) & ~grow(hole_a, GUARD_PX) & ~hidden
     if ring.sum() < 16:
-        ring = ~(_grow(hole_a, GUARD_PX) | hidden)
+        ring = ~(grow(hole_a, GUARD_PX) | hidden)
     if ring.sum() < 16:
         return 0.0
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    warped = cv2.remap(b, xx + flow[..., 0], yy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    difference = (warped - a)[ring]
+    difference = (_warp(b, flow) - a)[ring]
     difference -= np.median(difference, axis=0)  # a change of exposure is an offset here: matched, not a mismatch
     return float(np.median(np.abs(difference).mean(-1)))
 
@@ -282,7 +284,7 @@ def background_flows(images: np.ndarray, linear: np.ndarray, holes: np.ndarray) 
     # The camera is registered on float luminance: on 8-bit levels ECC lost fine texture's sub-pixel shifts.
     luma = np.ascontiguousarray(images @ LUMA)
     filled = [_fill_holes(frames[t], holes[t]) for t in range(count)]
-    guarded = [_grow(holes[t], GUARD_PX) for t in range(count)]
+    guarded = [grow(holes[t], GUARD_PX) for t in range(count)]
     dis = cv2.DISOpticalFlow_create(DIS_PRESET)  # type: ignore[attr-defined]  # (OpenCV's stubs lack it)
     forward = np.zeros((max(count - 1, 0), h, w, 2), np.float32)
     backward = np.zeros_like(forward)
@@ -307,7 +309,7 @@ def background_flows(images: np.ndarray, linear: np.ndarray, holes: np.ndarray) 
         camera = register(luma[t], luma[t + 1], ~untrusted[t], homography)
         cameras.append(camera)
         # How well the camera alone warps the background around the matte, against the measured flow.
-        ring = _grow(holes[t], RING_PX) & ~untrusted[t]
+        ring = grow(holes[t], RING_PX) & ~untrusted[t]
         measured = _warp_error(luma[t], luma[t + 1], fw, ring)
         ratios.append(np.inf if camera is None else _warp_error(luma[t], luma[t + 1], camera_flow(camera, (h, w)), ring)
                       / max(measured, 1e-6))

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 import torch
 
-from ivi_vfx.carry.flow import DIS_PRESET, complete, gray
+from ivi_vfx.carry.flow import DIS_PRESET, complete, gray, grow
 from ivi_vfx.config import PropagateConfig
 from ivi_vfx.mattes.tracking import outward
 
@@ -90,13 +90,6 @@ def cues_of(cfg: PropagateConfig, work: tuple[int, int]) -> Cues:
                 far=max(NEAR_PX, round(FAR_SHARE * longest)))
 
 
-def _grow(mask: np.ndarray, pixels: int) -> np.ndarray:
-    """(h, w) bool grown by a (2 pixels + 1) square."""
-    if pixels <= 0 or not mask.any():
-        return mask
-    return cv2.dilate(mask.astype(np.uint8), np.ones((2 * pixels + 1,) * 2, np.uint8)) > 0
-
-
 def flow_between(dis: cv2.DISOpticalFlow, here: np.ndarray, there: np.ndarray) -> np.ndarray:
     """(h, w, 2) float32 measured flow of `here`'s pixels to `there` (uint8 luminance frames, `gray`)."""
     return np.asarray(dis.calc(here, there, None), np.float32)  # type: ignore[call-overload]  # (stubs: no None)
@@ -140,7 +133,7 @@ def departure(flow: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         (h, w) float32 working pixels: |measured - completed background| (0 outside the grown candidates,
         where the measured flow is the background's by definition).
     """
-    untrusted = _grow(candidates, GUARD_PX)
+    untrusted = grow(candidates, GUARD_PX)
     background, _ = complete(flow, untrusted)
     return np.linalg.norm(flow - background, axis=-1).astype(np.float32)
 
@@ -169,10 +162,10 @@ def step(matte: np.ndarray, flow: np.ndarray, probability: np.ndarray, threshold
     binary = probability > threshold
     here = carried(matte, flow) if cues.flow_follow else matte
     kept = here & (probability > threshold * KEEP_SHARE)
-    near = binary & _grow(here, cues.near) & ~kept
+    near = binary & grow(here, cues.near) & ~kept
     rank = probability.copy()
     if cues.far > cues.near:
-        far = binary & _grow(here, cues.far) & ~kept
+        far = binary & grow(here, cues.far) & ~kept
         if cues.departure > 0:
             moving = departure(flow, binary | here) > cues.departure
             far &= moving
@@ -196,7 +189,7 @@ def found_again(last: np.ndarray, gap: int, flow: np.ndarray, binary: np.ndarray
     Returns:
         (h, w) bool (empty when nothing departs, or with no departure cue: within reach only).
     """
-    reach = binary & _grow(last, cues.far * (gap + 1))
+    reach = binary & grow(last, cues.far * (gap + 1))
     if cues.departure > 0:
         reach &= departure(flow, binary | last) > cues.departure
     return reach
