@@ -266,3 +266,64 @@ def test_parallax_keeps_the_measured_flow() -> None:
     assert not flows.rigid
     top, bottom = flows.forward[:, 5:15, 40:60, 0], flows.forward[:, 45:55, 40:60, 0]
     assert np.median(top) < -2.0 and abs(float(np.median(bottom))) < 0.3
+
+
+def test_a_locked_off_matte_edge_is_carried_from_the_very_next_frame() -> None:
+    """On a locked-off shot, a matte moving less than a guard's width a frame still gets its edge back.
+
+    A chain that has moved is off by a fraction of a pixel, so a moving chain's frame shows only
+    what is one pixel clear of its matte; a chain along locked-off links sits on its own pixel, and
+    the frame just after shows the column its matte has just left, exactly.
+    """
+    rng = np.random.default_rng(3)
+    count, height, width = 5, 20, 32
+    wall = rng.uniform(0.1, 0.8, (height, width, 3)).astype(np.float32)
+    images = np.stack([wall + rng.normal(0, 0.005, wall.shape).astype(np.float32) for _ in range(count)])
+    holes = np.zeros((count, height, width), bool)
+    for t in range(count):
+        holes[t, 6:14, 10 + t: 18 + t] = True  # one pixel a frame: the edge it leaves is next to it
+    carry = trace_shot(images, holes)
+    assert carry.static.all()
+    t = 1
+    found = carry.hits[t]
+    ys, xs = np.divmod(found.points, width)
+    left = xs == 10 + t  # the matte's first column, shown by frame t + 1 right beside its matte
+    assert left.any()
+    assert np.all(found.source[left, 0] == t + 1)
+    assert np.all(found.weight[left, 0] > 0.9)  # a whole link: only the grain's mismatch costs
+    np.testing.assert_array_equal(found.pos[left, 0], np.stack([xs[left], ys[left]], 1).astype(np.float32))
+    # The value is frame t + 1's own pixel, averaged with the next hit (frame t + 2, further clear)
+    # by their nearly equal weights: within a hundredth of the grain of either.
+    want = (images[t + 1][ys[left], xs[left]] + images[t + 2][ys[left], xs[left]]) / 2
+    np.testing.assert_allclose(carry.values[t][left], want, atol=1e-4)
+
+
+def test_weak_chains_are_mixed_half_and_half_with_the_fill(tmp_path: Path) -> None:
+    """Between MIX_FROM and TRUST, the output is the carried value and the network's fill in equal parts."""
+    from ivi_vfx.carry import Carry, CarrySampler
+    from ivi_vfx.carry.chains import Hits
+    from ivi_vfx.carry.sampling import MIX, MIX_FROM
+    from ivi_vfx.io.exr import read_exr
+    from ivi_vfx.io.sequence import find_sequence
+
+    height, width = 8, 12
+    source = np.full((height, width, 4), 0.5, np.float32)  # exact in half float
+    for frame in (1001, 1002):
+        write_test_exr(tmp_path / f"plate.{frame}.exr", source)
+    points = np.array([2 * width + 3, 2 * width + 4, 2 * width + 5], np.int64)  # three pixels of row 2
+    weight = np.array([[0.9], [(MIX_FROM + TRUST) / 2], [MIX_FROM / 2]], np.float32)  # trusted, weak, weaker
+    pos = np.stack([points % width, points // width], 1).astype(np.float32)[:, None]
+    hits = Hits(points=points, source=np.ones((3, 1), np.int32), pos=pos, weight=weight)
+    empty = Hits(points=np.zeros(0, np.int64), source=np.zeros((0, 1), np.int32), pos=np.zeros((0, 1, 2), np.float32),
+                 weight=np.zeros((0, 1), np.float32))
+    carry = Carry(frames=(1001, 1002), work=(height, width), exposure=np.zeros((2, 3), np.float32), clean=(),
+                  static=np.ones(1, bool), hits=[hits, empty], values=[np.full((3, 3), 0.5, np.float32),
+                                                                       np.zeros((0, 3), np.float32)])
+    sampler = CarrySampler(carry, find_sequence(str(tmp_path / "plate.####.exr")))
+    fill = np.zeros((height, width, 4), np.float32)  # the network's fill: 0, the matte: row 2
+    fill[2, :, 3] = 1.0
+    out, names = sampler.blend(read_exr(tmp_path / "plate.1001.exr"), 1001, fill, ("R", "G", "B", "A"))
+    red = out[2, 3:6, names.index("R")]
+    # Each is its own working pixel (no scaling), so the ramp between regions lies on pixel centres.
+    np.testing.assert_allclose(red, [0.5, MIX * 0.5, 0.0], atol=1e-6)
+    np.testing.assert_allclose(out[2, 3:6, names.index(CONFIDENCE)], [0.9, (MIX_FROM + TRUST) / 2, 0.0], atol=1e-6)

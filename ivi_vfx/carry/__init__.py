@@ -40,7 +40,10 @@ PER_SIDE = 2
 the pixel, nearest first (one frame would keep its grain exactly; four halve the grain's error
 against the truth, which on a locked-off shot is worth 2.5 dB)."""
 SHOWS_GUARD = 1
-"""A frame shows a pixel only this many working pixels clear of its matte: an edge pixel holds some object."""
+"""A frame shows a pixel only this many working pixels clear of its matte, to a chain that has moved:
+a chain is off by a fraction of a pixel, and a pixel at the matte's edge may be the object's. A
+chain along locked-off links alone sits on its own pixel: there every pixel outside the matte
+shows (the working matte holds every working pixel that any of the plate's matte pixels touch)."""
 
 
 def trace_shot(images: np.ndarray, holes: np.ndarray, clean: np.ndarray | None = None) -> Carry:
@@ -63,13 +66,15 @@ def trace_shot(images: np.ndarray, holes: np.ndarray, clean: np.ndarray | None =
     network = _log_domain(images)
     flows = background_flows(network, images, holes)
     shows = np.stack([~grow(holes[t], SHOWS_GUARD) for t in range(count)])
-    shows[clean] = True
+    still_shows = ~holes
+    shows[clean] = still_shows[clean] = True
     hits, values = [], []
     for t in range(count):
         if clean[t]:  # its own clean reference shows the whole matte, where it is
             found = _itself(t, np.flatnonzero(mattes[t]), w, 2 * PER_SIDE)
         else:
-            found = trace(flows, shows, clean, t, np.flatnonzero(holes[t]), per_side=PER_SIDE, max_steps=count)
+            found = trace(flows, shows, still_shows, clean, t, np.flatnonzero(holes[t]), per_side=PER_SIDE,
+                          max_steps=count)
         hits.append(found)
         values.append(_mean_value(images, flows.exposure, t, found))
     carry = Carry(frames=(), work=(h, w), exposure=flows.exposure, clean=tuple(np.flatnonzero(clean).tolist()),

@@ -57,9 +57,11 @@ class Hits:
         return np.where(self.weight >= AGREE * best, self.weight, 0.0).astype(np.float32)
 
 
-def _walk(flows: Flows, shows: np.ndarray, clean: np.ndarray, t: int, start: np.ndarray, step: int,
-          per_side: int, max_steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _walk(flows: Flows, shows: np.ndarray, still_shows: np.ndarray, clean: np.ndarray, t: int, start: np.ndarray,
+          step: int, per_side: int, max_steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Follow (n, 2) start points from frame t one way (`step` +1 or -1).
+
+    A point whose every link so far is locked off has not moved: it is tested against `still_shows`.
 
     Returns (source, pos, weight, is_clean) of up to `per_side` hits a point, nearest first, and of
     the first clean frame reached beyond them.
@@ -76,6 +78,7 @@ def _walk(flows: Flows, shows: np.ndarray, clean: np.ndarray, t: int, start: np.
     p = start.astype(np.float32).copy()
     wgt = np.ones(n, np.float32)
     active = np.ones(n, bool)
+    still = True  # every link so far locked off: the points sit on their own pixels
     for k in range(1, max_steps + 1):
         s = t + k * step
         if not 0 <= s < count or not active.any():
@@ -90,6 +93,7 @@ def _walk(flows: Flows, shows: np.ndarray, clean: np.ndarray, t: int, start: np.
         q = p[idx] + move
         error = np.linalg.norm(move + sample(back, q), axis=1)
         pair = min(s, s - step)
+        still = still and bool(flows.static[pair])
         wgt[idx] *= np.exp(-(error / CONSISTENCY_PX) ** 2 - (flows.mismatch[pair] / MISMATCH) ** 2) * DECAY
         p[idx] = q
         inside = (q[:, 0] >= -0.5) & (q[:, 0] <= w - 0.5) & (q[:, 1] >= -0.5) & (q[:, 1] <= h - 0.5)
@@ -98,7 +102,7 @@ def _walk(flows: Flows, shows: np.ndarray, clean: np.ndarray, t: int, start: np.
         idx, q = idx[alive], q[alive]
         xi = np.clip(np.rint(q[:, 0]).astype(np.int64), 0, w - 1)
         yi = np.clip(np.rint(q[:, 1]).astype(np.int64), 0, h - 1)
-        hit = shows[s, yi, xi]
+        hit = (still_shows if still else shows)[s, yi, xi]
         if clean[s]:  # a clean frame: the first one reached is kept beside the nearest plate hits
             first = hit & ~clean_found[idx]
             source[idx[first], per_side] = s
@@ -117,14 +121,16 @@ def _walk(flows: Flows, shows: np.ndarray, clean: np.ndarray, t: int, start: np.
     return source, pos, weight, clean_found
 
 
-def trace(flows: Flows, shows: np.ndarray, clean: np.ndarray, t: int, points: np.ndarray, *, per_side: int,
-          max_steps: int) -> Hits:
+def trace(flows: Flows, shows: np.ndarray, still_shows: np.ndarray, clean: np.ndarray, t: int, points: np.ndarray, *,
+          per_side: int, max_steps: int) -> Hits:
     """The hits of frame t's `points`, both ways along the flows.
 
     Args:
         flows: the shot's background flows (flow.background_flows).
         shows: (T, h, w) bool: the pixels each frame shows (outside its matte, guarded); a clean
             reference frame shows every pixel.
+        still_shows: (T, h, w) bool: the same for a chain that has not moved (its links all locked
+            off), which lands exactly on its pixel: outside the matte, unguarded.
         clean: (T,) bool: frames whose picture is a clean reference (preferred to any plate frame).
         t: the frame traced from, a shot index.
         points: (n,) flat working-pixel indices to trace.
@@ -133,7 +139,7 @@ def trace(flows: Flows, shows: np.ndarray, clean: np.ndarray, t: int, points: np
     """
     w = shows.shape[2]
     start = np.stack([points % w, points // w], 1).astype(np.float32)
-    sides = [_walk(flows, shows, clean, t, start, step, per_side, max_steps) for step in (1, -1)]
+    sides = [_walk(flows, shows, still_shows, clean, t, start, step, per_side, max_steps) for step in (1, -1)]
     source = np.concatenate([side[0] for side in sides], 1)
     pos = np.concatenate([side[1] for side in sides], 1)
     weight = np.concatenate([side[2] for side in sides], 1)

@@ -28,6 +28,8 @@ from ivi_vfx.interpolate import smooth_fill
 # DIS's 'medium' preset: a few milliseconds a pair at working resolution on a CPU, and accurate
 # enough that chains over tens of frames stay within a pixel on a pan.
 DIS_PRESET = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
+DIS_FINEST_SCALE = 1
+"""The finest pyramid level DIS refines to (0 = the working resolution itself; the preset's is 1)."""
 STATIC_PX = 0.08
 """A pair whose fitted camera motion moves no corner of the frame by more than this (working
 pixels), and whose residual is as small, is locked off: its flow is set to exactly zero."""
@@ -286,6 +288,7 @@ def background_flows(images: np.ndarray, linear: np.ndarray, holes: np.ndarray) 
     filled = [_fill_holes(frames[t], holes[t]) for t in range(count)]
     guarded = [grow(holes[t], GUARD_PX) for t in range(count)]
     dis = cv2.DISOpticalFlow_create(DIS_PRESET)  # type: ignore[attr-defined]  # (OpenCV's stubs lack it)
+    dis.setFinestScale(DIS_FINEST_SCALE)
     forward = np.zeros((max(count - 1, 0), h, w, 2), np.float32)
     backward = np.zeros_like(forward)
     static = np.zeros(max(count - 1, 0), bool)

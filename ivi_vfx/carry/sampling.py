@@ -25,6 +25,11 @@ TRUST = 0.5
 """A carried pixel whose confidence is at least this is known data for the network, and its value
 replaces the fill; below it, the network fills the pixel and the confidence channel says how weak
 the chain was."""
+MIX_FROM = 0.3
+"""Below TRUST down to this confidence, the output is the carried value and the network's fill in
+equal parts: there each alone is about as far from the truth, and their errors differ."""
+MIX = 0.5
+"""The carried value's share of the output between MIX_FROM and TRUST."""
 CACHE_FRAMES = 6
 """Decoded source frames kept while rendering a run of frames (neighbours share their sources)."""
 
@@ -110,11 +115,12 @@ class CarrySampler:
         conf_work = carry.confidence(t)
         at_uv = np.stack([u, v], 1)
         conf = sample(conf_work[..., None], at_uv)[:, 0]
-        # The carried value replaces the fill where the network took it as known (TRUST), with a ramp
-        # one working pixel wide where that region ends, so no working pixel's edge shows at 4K.
-        weak = np.zeros(h * w, np.float32)  # the matte's pixels that the network fills: the rest is known
-        weak[hits.points[hits.best < TRUST]] = 1.0
-        alpha = 1.0 - sample(weak.reshape(h, w, 1), at_uv)[:, 0]
+        # The carried value replaces the fill where the network took it as known (TRUST) and is mixed
+        # with it a little below, with a ramp one working pixel wide between these regions, so that
+        # no working pixel's edge shows at 4K.
+        share = np.ones(h * w, np.float32)  # the carried value's share, per working pixel
+        share[hits.points] = carry_share(hits.best)
+        alpha = sample(share.reshape(h, w, 1), at_uv)[:, 0]
         use = (point >= 0) & (alpha > 0)
         if not use.any():
             return
@@ -140,3 +146,8 @@ class CarrySampler:
             channel = names.index(name)
             pixels[ys, xs, channel] = alpha * carried[:, c] + (1.0 - alpha) * pixels[ys, xs, channel]
         confidence[ys, xs] = np.where(alpha > 0, conf, 0.0)
+
+
+def carry_share(best: np.ndarray) -> np.ndarray:
+    """(n,) float32 share of the carried value in the output, for pixels whose best chain weighs `best` (n,)."""
+    return np.where(best >= TRUST, 1.0, np.where(best >= MIX_FROM, MIX, 0.0)).astype(np.float32)
