@@ -327,3 +327,52 @@ def test_weak_chains_are_mixed_half_and_half_with_the_fill(tmp_path: Path) -> No
     # Each is its own working pixel (no scaling), so the ramp between regions lies on pixel centres.
     np.testing.assert_allclose(red, [0.5, MIX * 0.5, 0.0], atol=1e-6)
     np.testing.assert_allclose(out[2, 3:6, names.index(CONFIDENCE)], [0.9, (MIX_FROM + TRUST) / 2, 0.0], atol=1e-6)
+
+
+def test_a_locked_off_run_fills_each_pixel_with_every_frame_that_shows_it(tmp_path: Path) -> None:
+    """On a locked-off shot, a hidden pixel is the mean of all the frames that show it, brought to each
+    frame's exposure: it holds still from frame to frame, its full-resolution edge included, and a
+    farm chunk renders it from the job folder alone."""
+    from ivi_vfx.carry.still import still_runs
+
+    assert still_runs(np.array([True, True, False, True, False, False, True])) == [(0, 2), (3, 4), (6, 7)]
+    gains = [1.0, 1.1, 1.2, 1.1, 1.0, 0.9]
+    folder, out = tmp_path / "in", tmp_path / "out"
+    rng = np.random.default_rng(4)
+    height, width, count = 48, 80, len(gains)
+    wall = rng.uniform(0.1, 0.8, (height, width, 3)).astype(np.float32)
+    folder.mkdir()
+    truths, mattes = [], []
+    for t, gain in enumerate(gains):
+        truth = ((wall + rng.normal(0, 0.01, wall.shape)) * gain).astype(np.float16).astype(np.float32)
+        matte = np.zeros((height, width), bool)
+        matte[16:32, 20 + t: 36 + t] = True  # a full-resolution pixel a frame: half a working pixel
+        plate = np.where(matte[..., None], np.float32([0.9, 0.05, 0.05]), truth)
+        write_test_exr(folder / f"plate.{1001 + t}.exr", np.concatenate([plate, np.ones_like(plate[..., :1])], -1))
+        write_test_exr(folder / f"mask.{1001 + t}.exr", matte[..., None].astype(np.float32), channels=("A",))
+        truths.append(truth)
+        mattes.append(matte)
+    spec = _spec(folder, out)
+    run_job(spec, device="cpu", cfg=TINY.replace(work_size=40))
+    carry = load_carry(spec.carry_path)
+    assert carry is not None and carry.static.all() and len(carry.stills) == 1
+    shows = ~np.stack(mattes)
+    flat = np.stack([truths[s] / gains[s] for s in range(count)])  # each frame at the first's exposure
+    mean = (flat * shows[..., None]).sum(0) / np.maximum(shows.sum(0), 1)[..., None]
+    rendered = {}
+    for t in range(count):
+        got = _output(out, 1001 + t)
+        rgb = np.stack([got[c] for c in "RGB"], -1)
+        shown = mattes[t] & shows.any(0)  # every pixel of this matte but the columns all the mattes hide
+        assert shown.sum() >= 4 * 16  # the columns the matte crosses in the shot's six frames
+        # The exposure is measured from the plate (to within a fraction of a percent), the mean is exact.
+        np.testing.assert_allclose(rgb[shown], mean[shown] * gains[t], atol=0.01)
+        assert np.all(got[CONFIDENCE][shown] == 1.0)
+        assert np.array_equal(rgb[~mattes[t]], truths[t][~mattes[t]])  # the plate, bit for bit
+        rendered[t] = rgb
+    # Held still: a pixel hidden in two neighbouring frames differs between them by their exposures only.
+    both = mattes[2] & mattes[3] & shows.any(0)
+    np.testing.assert_allclose(rendered[2][both] / gains[2], rendered[3][both] / gains[3], atol=0.005)
+    render_job(spec, [1003], device="cpu", overwrite=True)  # a farm chunk, from the job folder
+    again = _output(out, 1003)
+    assert np.array_equal(np.stack([again[c] for c in "RGB"], -1), rendered[2])

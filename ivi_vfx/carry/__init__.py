@@ -8,7 +8,9 @@ flow (flow.py) to the nearest frames that show it (chains.py). What is found is 
   what no frame shows, and its fill meets the carried pixels;
 - at full resolution, when a frame is rendered (sampling.py): each carried pixel is sampled from
   its source frame's own file, so that 2K and 4K plates keep their grain and detail, scaled by
-  the exposure between the two frames, and blended over the network's fill by its confidence.
+  the exposure between the two frames, and blended over the network's fill by its confidence;
+  on a locked-off run of frames, a pixel that any frame of the run shows is their mean instead
+  (still.py: measured once at full resolution, when the shot is traced).
 
 The result is kept in the job folder (carry.npz, store.py), so that a farm chunk renders with it
 without tracing again. Its confidence becomes the output's `confidence.Y` channel: 1 outside the
@@ -27,6 +29,7 @@ import torch
 from ivi_vfx.carry.chains import Hits, trace
 from ivi_vfx.carry.flow import background_flows, grow, sample
 from ivi_vfx.carry.sampling import CONFIDENCE, TRUST, CarrySampler
+from ivi_vfx.carry.still import Still, still_backgrounds
 from ivi_vfx.carry.store import Carry, load_carry, save_carry
 from ivi_vfx.shot import Shot
 
@@ -133,7 +136,13 @@ def carry_shot(shot: Shot, clean: np.ndarray | None = None, clean_images: np.nda
         linear[clean] = clean_images[clean]
     holes = shot.holes[:, 0, :h, :w].numpy() > 0.5
     carry = trace_shot(linear, holes, clean)
-    return dataclasses.replace(carry, frames=tuple(shot.frames))
+    stills: list[Still] = []
+    if clean is None or not clean.any():  # a clean frame's pixels come from clean frames only: the chains'
+        stills = still_backgrounds(carry.static, carry.exposure, shot.plate, lambda t: shot.full_matte(shot.frames[t]))
+        if stills:
+            logger.info("carry: %d locked-off runs (%s) filled with their still background",
+                        len(stills), ", ".join(f"{shot.frames[s.first]}-{shot.frames[s.last]}" for s in stills))
+    return dataclasses.replace(carry, frames=tuple(shot.frames), stills=stills)
 
 
 def lift(shot: Shot, carry: Carry) -> Shot:

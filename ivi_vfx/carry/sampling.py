@@ -81,7 +81,9 @@ class CarrySampler:
         confidence[matte] = 0.0
         carry = self.carry
         if carry is not None and frame in carry.frames and matte.any():
-            self._carry_into(original, carry.frames.index(frame), pixels, names, matte, confidence)
+            t = carry.frames.index(frame)
+            self._carry_into(original, t, pixels, names, matte, confidence)
+            self._still_into(original, t, pixels, names, matte, confidence)
         out_names = list(names)
         if CONFIDENCE in out_names:
             pixels = pixels.copy()
@@ -147,6 +149,28 @@ class CarrySampler:
             pixels[ys, xs, channel] = alpha * carried[:, c] + (1.0 - alpha) * pixels[ys, xs, channel]
         confidence[ys, xs] = np.where(alpha > 0, conf, 0.0)
 
+
+    def _still_into(self, original: ExrImage, t: int, pixels: np.ndarray, names: tuple[str, ...],
+                    matte: np.ndarray, confidence: np.ndarray) -> None:
+        """Put the still background of frame t's locked-off run into the matte's pixels that the run
+        shows (over what the chains carried: it is the mean of every frame that shows them), in place."""
+        assert self.carry is not None
+        still = next((s for s in self.carry.stills if s.holds(t)), None)
+        if still is None:
+            return
+        x, y, _, _ = original.data_window
+        fx, fy, _, _ = original.display_window
+        x0, y0, x1, y1 = still.box
+        ys, xs = np.nonzero(matte)
+        px, py = xs + (x - fx) - x0, ys + (y - fy) - y0  # in the still's box
+        inside = (px >= 0) & (px < x1 - x0) & (py >= 0) & (py < y1 - y0)
+        ys, xs, px, py = ys[inside], xs[inside], px[inside], py[inside]
+        shown = still.count[py, px] > 0
+        ys, xs, px, py = ys[shown], xs[shown], px[shown], py[shown]
+        gain = np.exp(self.carry.exposure[t]).astype(np.float32)  # from the first frame's exposure to this one's
+        for c, name in enumerate(("R", "G", "B")):
+            pixels[ys, xs, names.index(name)] = still.mean[py, px, c] * gain[c]
+        confidence[ys, xs] = 1.0
 
 def carry_share(best: np.ndarray) -> np.ndarray:
     """(n,) float32 share of the carried value in the output, for pixels whose best chain weighs `best` (n,)."""

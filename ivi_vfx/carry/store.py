@@ -1,16 +1,18 @@
 """The carry of a shot, in memory and in its job folder (carry.npz)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ivi_vfx.carry.chains import Hits
+from ivi_vfx.carry.still import Still
 from ivi_vfx.errors import ConfigError
 from ivi_vfx.io.atomic import atomic_path
 
-VERSION = 1
+VERSION = 2
+"""2: the still backgrounds of locked-off runs (a version-1 file reads as a carry without them)."""
 
 
 @dataclass
@@ -26,6 +28,7 @@ class Carry:
         hits: per frame, where other frames show its traced matte pixels (chains.Hits).
         values: per frame, (n, 3) float32 scene-linear working-resolution values carried into
             its traced pixels (0 where nothing shows one).
+        stills: the still background of each locked-off run, at full resolution (still.py).
     """
 
     frames: tuple[int, ...]
@@ -35,6 +38,7 @@ class Carry:
     static: np.ndarray
     hits: list[Hits]
     values: list[np.ndarray]
+    stills: list[Still] = field(default_factory=list)
 
     def point_confidence(self, t: int) -> np.ndarray:
         """(n,) float32 confidence of frame t's traced pixels: the weight of each one's best hit."""
@@ -66,6 +70,9 @@ def save_carry(path: Path, carry: Carry, fingerprint: str) -> Path:
     for t, (hits, value) in enumerate(zip(carry.hits, carry.values)):
         arrays |= {f"points_{t}": hits.points, f"source_{t}": hits.source, f"pos_{t}": hits.pos,
                    f"weight_{t}": hits.weight, f"value_{t}": value}
+    for k, still in enumerate(carry.stills):
+        arrays |= {f"still_run_{k}": np.array([still.first, still.last]), f"still_box_{k}": np.array(still.box),
+                   f"still_mean_{k}": still.mean, f"still_count_{k}": still.count}
     with atomic_path(path) as tmp, open(tmp, "wb") as file:  # a file object: savez would append .npz to a name
         np.savez_compressed(file, **arrays)  # type: ignore[arg-type]
     return path
@@ -89,9 +96,13 @@ def load_carry(path: Path, fingerprint: str | None = None) -> Carry | None:
             count = len(data["frames"])
             hits = [Hits(points=data[f"points_{t}"], source=data[f"source_{t}"], pos=data[f"pos_{t}"],
                          weight=data[f"weight_{t}"]) for t in range(count)]
+            stills = [Still(first=int(data[f"still_run_{k}"][0]), last=int(data[f"still_run_{k}"][1]),
+                            box=tuple(int(v) for v in data[f"still_box_{k}"]),  # type: ignore[arg-type]
+                            mean=data[f"still_mean_{k}"], count=data[f"still_count_{k}"])
+                      for k in range(sum(name.startswith("still_run_") for name in data.files))]
             return Carry(frames=tuple(int(f) for f in data["frames"]),
                          work=(int(data["work"][0]), int(data["work"][1])), exposure=data["exposure"],
                          clean=tuple(int(c) for c in data["clean"]), static=data["static"], hits=hits,
-                         values=[data[f"value_{t}"] for t in range(count)])
+                         values=[data[f"value_{t}"] for t in range(count)], stills=stills)
     except (OSError, KeyError, ValueError) as exc:
         raise ConfigError(f"{path}: not a readable carry ({exc}); delete it and train again to trace it") from exc

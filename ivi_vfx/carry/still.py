@@ -1,0 +1,102 @@
+"""Locked-off runs: a hidden pixel is the mean of every frame of its run that shows it.
+
+Where neighbouring frames are locked off (their flow is exactly zero, `flow.background_flows`), a
+pixel stays on itself from frame to frame, and every frame of the run that shows it (outside that
+frame's own matte, at full resolution) is an equally good sample of it. The mean of all of them,
+each brought to one exposure, is the still background: a grain-free estimate of it (on
+static_chelsea it scored above the per-pixel temporal median, and it holds still from frame to
+frame, as the background does). The chains keep up to four hits, so their mean keeps more of
+the grain, and a chain's frame shows a working pixel only where no full-resolution pixel under it
+is matte: a matte that moves by less than a working pixel a frame leaves its edge to the network.
+The still background is measured on the plate's own pixels, so it has neither limit.
+
+It is computed once, when the shot is traced, over the box that holds the run's mattes, and kept
+in the carry (carry.npz), so a farm chunk renders with it without reading the run's other frames.
+Shots with clean reference frames are left to the chains: a pixel that a clean frame shows comes
+from clean frames only.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ivi_vfx.io.exr import read_exr
+from ivi_vfx.io.sequence import FrameSequence
+
+
+@dataclass
+class Still:
+    """The still background of one locked-off run of frames, over the box of its mattes.
+
+    Attributes:
+        first, last: shot indices of the run's first and last frames (inclusive; at least two frames).
+        box: (x0, y0, x1, y1) display-window pixels, end exclusive: where the run's mattes lie.
+        mean: (y1 - y0, x1 - x0, 3) float32 scene-linear mean of the frames that show each pixel, at
+            the exposure of the shot's first frame (0 where no frame shows it).
+        count: (y1 - y0, x1 - x0) int32: how many frames of the run show each pixel.
+    """
+
+    first: int
+    last: int
+    box: tuple[int, int, int, int]
+    mean: np.ndarray
+    count: np.ndarray
+
+    def holds(self, t: int) -> bool:
+        """Whether shot index t is a frame of this run."""
+        return self.first <= t <= self.last
+
+
+def still_runs(static: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) shot indices of each run of two or more frames joined by locked-off pairs.
+
+    Args:
+        static: (T-1,) bool: pair (t, t+1) is locked off.
+    """
+    runs: list[tuple[int, int]] = []
+    start = None
+    for t, still in enumerate(list(static) + [False]):
+        if still and start is None:
+            start = t
+        elif not still and start is not None:
+            runs.append((start, t))
+            start = None
+    return runs
+
+
+def still_backgrounds(static: np.ndarray, exposure: np.ndarray, plate: FrameSequence,
+                      matte: Callable[[int], np.ndarray]) -> list[Still]:
+    """The still background of each locked-off run of a shot, from its full-resolution frames.
+
+    Reads each frame of a run's plate once, and its matte twice (for the box, then with the frame),
+    so that no more than one frame is held at full resolution.
+
+    Args:
+        static: (T-1,) bool locked-off pairs (the carry's).
+        exposure: (T, 3) float32 log exposure of each frame against the first (the carry's).
+        plate: the plate sequence, one frame per shot index.
+        matte: shot index -> (H, W) bool full-resolution matte over the display window (True = hidden),
+            as the shot reads it (grown by its dilate).
+    """
+    stills = []
+    for first, last in still_runs(static):
+        run = range(first, last + 1)
+        hidden = matte(first)
+        for t in run[1:]:
+            hidden = hidden | matte(t)
+        if not hidden.any():
+            continue
+        ys, xs = np.nonzero(hidden)
+        x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+        total = np.zeros((y1 - y0, x1 - x0, 3), np.float64)
+        count = np.zeros((y1 - y0, x1 - x0), np.int32)
+        for t in run:
+            rgb = read_exr(plate.path(plate.frames[t])).display(("R", "G", "B"))[y0:y1, x0:x1]
+            shows = ~matte(t)[y0:y1, x0:x1] & np.isfinite(rgb).all(axis=-1)
+            total[shows] += rgb[shows] * np.exp(-exposure[t])
+            count += shows
+        mean = np.where(count[..., None] > 0, total / np.maximum(count, 1)[..., None], 0.0).astype(np.float32)
+        stills.append(Still(first=first, last=last, box=(x0, y0, x1, y1), mean=mean, count=count))
+    return stills
