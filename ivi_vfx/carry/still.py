@@ -90,13 +90,15 @@ def still_backgrounds(static: np.ndarray, exposure: np.ndarray, plate: FrameSequ
             continue
         ys, xs = np.nonzero(hidden)
         x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
-        total = np.zeros((y1 - y0, x1 - x0, 3), np.float64)
+        # float32 and the box only: a 4K run whose mattes span the frame holds 100 MB of mean, and the sum
+        # of a few hundred frames keeps float32's precision well under a half-float plate's.
+        total = np.zeros((y1 - y0, x1 - x0, 3), np.float32)
         count = np.zeros((y1 - y0, x1 - x0), np.int32)
         for t in run:
             rgb = read_exr(plate.path(plate.frames[t])).display(("R", "G", "B"))[y0:y1, x0:x1]
             shows = ~matte(t)[y0:y1, x0:x1] & np.isfinite(rgb).all(axis=-1)
-            total[shows] += rgb[shows] * np.exp(-exposure[t])
+            total[shows] += rgb[shows] * np.exp(-exposure[t]).astype(np.float32)
             count += shows
-        mean = np.where(count[..., None] > 0, total / np.maximum(count, 1)[..., None], 0.0).astype(np.float32)
+        mean = np.where(count[..., None] > 0, total / np.maximum(count, 1)[..., None], np.float32(0))
         stills.append(Still(first=first, last=last, box=(x0, y0, x1, y1), mean=mean, count=count))
     return stills
