@@ -82,8 +82,9 @@ class CarrySampler:
         carry = self.carry
         if carry is not None and frame in carry.frames and matte.any():
             t = carry.frames.index(frame)
-            self._carry_into(original, t, pixels, names, matte, confidence)
-            self._still_into(original, t, pixels, names, matte, confidence)
+            rest = self._still_into(original, t, pixels, names, matte, confidence)
+            if rest.any():
+                self._carry_into(original, t, pixels, names, rest, confidence)
         out_names = list(names)
         if CONFIDENCE in out_names:
             pixels = pixels.copy()
@@ -93,7 +94,8 @@ class CarrySampler:
 
     def _carry_into(self, original: ExrImage, t: int, pixels: np.ndarray, names: tuple[str, ...],
                     matte: np.ndarray, confidence: np.ndarray) -> None:
-        """Blend frame t's carried pixels into `pixels` and `confidence` (data window), in place."""
+        """Blend frame t's carried pixels into `pixels` and `confidence` (data window), in place, over
+        the (h, w) bool `matte`'s pixels."""
         assert self.carry is not None
         carry = self.carry
         hits = carry.hits[t]
@@ -149,15 +151,18 @@ class CarrySampler:
             pixels[ys, xs, channel] = alpha * carried[:, c] + (1.0 - alpha) * pixels[ys, xs, channel]
         confidence[ys, xs] = np.where(alpha > 0, conf, 0.0)
 
-
     def _still_into(self, original: ExrImage, t: int, pixels: np.ndarray, names: tuple[str, ...],
-                    matte: np.ndarray, confidence: np.ndarray) -> None:
+                    matte: np.ndarray, confidence: np.ndarray) -> np.ndarray:
         """Put the still background of frame t's locked-off run into the matte's pixels that the run
-        shows (over what the chains carried: it is the mean of every frame that shows them), in place."""
+        shows, in place (the mean of every frame that shows them: the chains' few hits are not needed).
+
+        Returns:
+            (h, w) bool: the matte's pixels left for the chains.
+        """
         assert self.carry is not None
         still = next((s for s in self.carry.stills if s.holds(t)), None)
         if still is None:
-            return
+            return matte
         x, y, _, _ = original.data_window
         fx, fy, _, _ = original.display_window
         x0, y0, x1, y1 = still.box
@@ -171,6 +176,10 @@ class CarrySampler:
         for c, name in enumerate(("R", "G", "B")):
             pixels[ys, xs, names.index(name)] = still.mean[py, px, c] * gain[c]
         confidence[ys, xs] = 1.0
+        rest = matte.copy()
+        rest[ys, xs] = False
+        return rest
+
 
 def carry_share(best: np.ndarray) -> np.ndarray:
     """(n,) float32 share of the carried value in the output, for pixels whose best chain weighs `best` (n,)."""
