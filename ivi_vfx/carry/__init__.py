@@ -138,10 +138,12 @@ def carry_shot(shot: Shot, clean: np.ndarray | None = None, clean_images: np.nda
     carry = trace_shot(linear, holes, clean)
     stills: list[Still] = []
     if clean is None or not clean.any():  # a clean frame's pixels come from clean frames only: the chains'
+        started = time.perf_counter()
         stills = still_backgrounds(carry.static, carry.exposure, shot.plate, lambda t: shot.full_matte(shot.frames[t]))
         if stills:
-            logger.info("carry: %d locked-off runs (%s) filled with their still background",
-                        len(stills), ", ".join(f"{shot.frames[s.first]}-{shot.frames[s.last]}" for s in stills))
+            logger.info("carry: the still background of %d locked-off runs (frames %s), in %.1f s", len(stills),
+                        ", ".join(f"{shot.frames[s.first]}-{shot.frames[s.last]}" for s in stills),
+                        time.perf_counter() - started)
     return dataclasses.replace(carry, frames=tuple(shot.frames), stills=stills)
 
 
