@@ -139,7 +139,8 @@ def carry_shot(shot: Shot, clean: np.ndarray | None = None, clean_images: np.nda
     stills: list[Still] = []
     if clean is None or not clean.any():  # a clean frame's pixels come from clean frames only: the chains'
         started = time.perf_counter()
-        stills = still_backgrounds(carry.static, carry.exposure, shot.plate, lambda t: shot.full_matte(shot.frames[t]))
+        stills = still_backgrounds(carry.static, carry.exposure, shot.plate, lambda t: shot.full_matte(shot.frames[t]),
+                                   holes, shot.geometry.full)
         if stills:
             logger.info("carry: the still background of %d locked-off runs (frames %s), in %.1f s", len(stills),
                         ", ".join(f"{shot.frames[s.first]}-{shot.frames[s.last]}" for s in stills),

@@ -67,11 +67,11 @@ def still_runs(static: np.ndarray) -> list[tuple[int, int]]:
 
 
 def still_backgrounds(static: np.ndarray, exposure: np.ndarray, plate: FrameSequence,
-                      matte: Callable[[int], np.ndarray]) -> list[Still]:
+                      matte: Callable[[int], np.ndarray], holes: np.ndarray, full: tuple[int, int]) -> list[Still]:
     """The still background of each locked-off run of a shot, from its full-resolution frames.
 
-    Reads each frame of a run's plate once, and its matte twice (for the box, then with the frame),
-    so that no more than one frame is held at full resolution.
+    Reads each frame of a run's plate and matte once, so that no more than one frame is held at
+    full resolution; the box is found from the working-resolution mattes.
 
     Args:
         static: (T-1,) bool locked-off pairs (the carry's).
@@ -79,26 +79,37 @@ def still_backgrounds(static: np.ndarray, exposure: np.ndarray, plate: FrameSequ
         plate: the plate sequence, one frame per shot index.
         matte: shot index -> (H, W) bool full-resolution matte over the display window (True = hidden),
             as the shot reads it (grown by its dilate).
+        holes: (T, h, w) bool the same mattes at working resolution (unpadded): a working pixel is
+            hole when any full-resolution pixel under it is, so their box holds the full mattes'.
+        full: (H, W) the plate's display window.
     """
     stills = []
     for first, last in still_runs(static):
-        run = range(first, last + 1)
-        hidden = matte(first)
-        for t in run[1:]:
-            hidden = hidden | matte(t)
-        if not hidden.any():
+        box = _box(np.asarray(holes[first:last + 1].any(axis=0)), full)
+        if box is None:
             continue
-        ys, xs = np.nonzero(hidden)
-        x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+        x0, y0, x1, y1 = box
         # float32 and the box only: a 4K run whose mattes span the frame holds 100 MB of mean, and the sum
         # of a few hundred frames keeps float32's precision well under a half-float plate's.
         total = np.zeros((y1 - y0, x1 - x0, 3), np.float32)
         count = np.zeros((y1 - y0, x1 - x0), np.int32)
-        for t in run:
+        for t in range(first, last + 1):
             rgb = read_exr(plate.path(plate.frames[t])).display(("R", "G", "B"))[y0:y1, x0:x1]
             shows = ~matte(t)[y0:y1, x0:x1] & np.isfinite(rgb).all(axis=-1)
             total[shows] += rgb[shows] * np.exp(-exposure[t]).astype(np.float32)
             count += shows
         mean = np.where(count[..., None] > 0, total / np.maximum(count, 1)[..., None], np.float32(0))
-        stills.append(Still(first=first, last=last, box=(x0, y0, x1, y1), mean=mean, count=count))
+        stills.append(Still(first=first, last=last, box=box, mean=mean, count=count))
     return stills
+
+
+def _box(hidden: np.ndarray, full: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """The display-window box (x0, y0, x1, y1), end exclusive, of the (H, W) = `full` pixels under a
+    (h, w) bool working-resolution matte (each working pixel's cell as `masks.downsample` pools it),
+    or None when it is empty."""
+    if not hidden.any():
+        return None
+    (height, width), (h, w) = full, hidden.shape
+    ys, xs = np.nonzero(hidden)
+    return (int(xs.min()) * width // w, int(ys.min()) * height // h,
+            -(-(int(xs.max()) + 1) * width // w), -(-(int(ys.max()) + 1) * height // h))

@@ -96,13 +96,18 @@ def load_carry(path: Path, fingerprint: str | None = None) -> Carry | None:
             count = len(data["frames"])
             hits = [Hits(points=data[f"points_{t}"], source=data[f"source_{t}"], pos=data[f"pos_{t}"],
                          weight=data[f"weight_{t}"]) for t in range(count)]
-            stills = [Still(first=int(data[f"still_run_{k}"][0]), last=int(data[f"still_run_{k}"][1]),
-                            box=tuple(int(v) for v in data[f"still_box_{k}"]),  # type: ignore[arg-type]
-                            mean=data[f"still_mean_{k}"], count=data[f"still_count_{k}"])
-                      for k in range(sum(name.startswith("still_run_") for name in data.files))]
+            stills = [_still(data, k) for k in range(sum(name.startswith("still_run_") for name in data.files))]
             return Carry(frames=tuple(int(f) for f in data["frames"]),
                          work=(int(data["work"][0]), int(data["work"][1])), exposure=data["exposure"],
                          clean=tuple(int(c) for c in data["clean"]), static=data["static"], hits=hits,
                          values=[data[f"value_{t}"] for t in range(count)], stills=stills)
     except (OSError, KeyError, ValueError) as exc:
         raise ConfigError(f"{path}: not a readable carry ({exc}); delete it and train again to trace it") from exc
+
+
+def _still(data: np.lib.npyio.NpzFile, k: int) -> Still:
+    """The k-th still background of a carry file."""
+    first, last = (int(v) for v in data[f"still_run_{k}"])
+    x0, y0, x1, y1 = (int(v) for v in data[f"still_box_{k}"])
+    return Still(first=first, last=last, box=(x0, y0, x1, y1), mean=data[f"still_mean_{k}"],
+                 count=data[f"still_count_{k}"])
