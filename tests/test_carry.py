@@ -376,3 +376,60 @@ def test_a_locked_off_run_fills_each_pixel_with_every_frame_that_shows_it(tmp_pa
     render_job(spec, [1003], device="cpu", overwrite=True)  # a farm chunk, from the job folder
     again = _output(out, 1003)
     assert np.array_equal(np.stack([again[c] for c in "RGB"], -1), rendered[2])
+
+
+def test_a_locked_off_background_that_changes_is_carried_from_near_frames_not_averaged(tmp_path: Path) -> None:
+    """A locked-off shot whose background changes in one place (light coming onto it): the mean of its
+    frames there is a picture that no frame shows, so the still background leaves it to the chains,
+    which bring it from the nearest frames; the static wall beside it keeps the mean of every frame."""
+    import cv2
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    rng = np.random.default_rng(6)
+    height, width, count = 48, 80, 16
+    wall = rng.uniform(0.1, 0.8, (height, width, 3)).astype(np.float32)
+    before = cv2.GaussianBlur(rng.uniform(0.1, 0.8, (16, 20, 3)).astype(np.float32), (0, 0), 1.0)
+    truths, mattes = [], []
+    folder.mkdir()
+    for t in range(count):
+        truth = wall + rng.normal(0, 0.01, wall.shape).astype(np.float32)
+        truth[16:32, 20:40] = before + 0.3 * t / (count - 1) + rng.normal(0, 0.01, before.shape)  # a slow change
+        truth = truth.astype(np.float16).astype(np.float32)
+        matte = np.zeros((height, width), bool)
+        matte[16:32, 12 + 4 * t: 20 + 4 * t] = True
+        plate = np.where(matte[..., None], np.float32([0.9, 0.05, 0.05]), truth)
+        write_test_exr(folder / f"plate.{1001 + t}.exr", np.concatenate([plate, np.ones_like(plate[..., :1])], -1))
+        write_test_exr(folder / f"mask.{1001 + t}.exr", matte[..., None].astype(np.float32), channels=("A",))
+        truths.append(truth)
+        mattes.append(matte)
+    spec = _spec(folder, out)
+    run_job(spec, device="cpu", cfg=TINY.replace(work_size=40))
+    carry = load_carry(spec.carry_path)
+    assert carry is not None and len(carry.stills) == 1
+    still = carry.stills[0]
+    t, on_the_wall = 2, 12  # frames whose mattes lie on the changing patch and on the still wall
+    assert still.holds(t) and still.holds(on_the_wall)
+    run = slice(still.first, still.last + 1)  # DIS may take the change of light for motion on some pair
+    shows = ~np.stack(mattes[run])
+    pairs = (shows[1:] & shows[:-1]).sum(0)  # successive frames that both show a pixel
+    x0, y0, _, _ = still.box
+    count_full = np.zeros((height, width), np.int32)
+    count_full[y0:y0 + still.count.shape[0], x0:x0 + still.count.shape[1]] = still.count
+    changing = np.zeros((height, width), bool)
+    changing[16:32, 20:40] = True
+    judged = changing & (pairs >= 6) & np.stack(mattes[run]).any(0)  # hidden somewhere, and judged
+    assert judged.sum() > 100 and np.all(count_full[judged] == 0)  # left to the chains
+    mean = (np.stack(truths[run]) * shows[..., None]).sum(0) / np.maximum(shows.sum(0), 1)[..., None]
+    got = _output(out, 1001 + t)
+    rgb = np.stack([got[c] for c in "RGB"], -1)
+    under = mattes[t] & changing & shows.any(0)
+    assert under.sum() > 50
+    near, averaged = (np.abs(rgb - truths[t])[under].mean(), np.abs(mean - truths[t])[under].mean())
+    assert near < 0.5 * averaged  # the nearest frames, not the blur of all of them
+    assert np.array_equal(rgb[~mattes[t]], truths[t][~mattes[t]])
+    got = _output(out, 1001 + on_the_wall)
+    rgb = np.stack([got[c] for c in "RGB"], -1)
+    on_wall = mattes[on_the_wall] & (count_full > 0)
+    assert on_wall.sum() > 0.95 * 8 * 16  # grain alone may pass for a change on a pixel or two
+    np.testing.assert_allclose(rgb[on_wall], mean[on_wall], atol=0.01)
+    assert np.all(got[CONFIDENCE][on_wall] == 1.0)
