@@ -17,8 +17,9 @@ measured between neighbouring frames (the carry's preset, `carry.flow.DIS_PRESET
 The network's probability proposes, the cues dispose: a frame's matte is the carried matte where
 the network does not rule it out, and the network's matte within a few pixels of it, or farther
 out (up to `FAR_SHARE` of the frame) only where it departs from the background's motion; it may
-grow to little more than the object's recent area (`GROWTH`: an object's area changes slowly,
-the network's false object, new background, grows with each frame). Where the object is lost
+grow by little a frame (`GROWTH` times the larger of the object's recent area and what it keeps:
+an object's area changes slowly, the network's false object, new background, grows with each
+frame; the recent area lets a matte that an occluder cut down grow back). Where the object is lost
 (hidden), the search widens frame by frame around where it was last seen, for the departing parts
 of the network's matte: an object that reappears is found again.
 
@@ -146,7 +147,8 @@ def step(matte: np.ndarray, flow: np.ndarray, probability: np.ndarray, threshold
     threshold * KEEP_SHARE), and the network's matte (over the threshold) may add pixels within
     `near` of it, or within `far` where they depart from the background's motion. An object's area
     changes little from one frame to the next, while the network's false object (new background)
-    grows with every frame: the matte may grow to GROWTH times `area`, the added pixels taken in
+    grows with every frame: the matte may grow to GROWTH times the larger of `area` and what it keeps
+    (so by GROWTH a frame at most, and back to the recent area after an occluder), the added pixels taken in
     order of their probability, those that depart from the background's motion first.
 
     Args:
