@@ -14,12 +14,13 @@ usage: python bench/propagation.py [--shots pan_astronaut,bmx-trees] [--preset f
                                    [--track SHARE] [--max-speed SHARE]
                                    [--rounds N] [--object-weight W] [--threshold T] [--seeds 0,1,2]
                                    [--key-erode PIXELS] [--keys 0,79] [--work /tmp/ivi_propagation]
-                                   [--departure SHARE] [--flow-follow]
-                                   [--variants default,motion,no-flow-follow,no-departure]
---variants runs each shot and seed once per variant: the default (the motion cues off: the frames
-followed by --track alone), both cues on (motion: --flow-follow --departure 0.004), and each of
-them switched off from there (no-flow-follow, no-departure); every row names its variant, and the
-worst frame is given with its number.
+                                   [--departure SHARE] [--flow-follow] [--background-match DIFF]
+                                   [--variants default,no-background,motion,no-flow-follow,no-departure]
+--variants runs each shot and seed once per variant: the default (the background cue on, the motion
+cues off: the frames followed by --track alone), the background cue switched off (no-background),
+both motion cues on (motion: --flow-follow --departure 0.004), and each of them switched off from
+there (no-flow-follow, no-departure); every row names its variant, and the worst frame is given
+with its number.
 With several --seeds, each shot runs once per seed and a summary row gives the mean and the range
 over the seeds: three seeds of the same options on bmx-trees ranged over 0.37 in recall, so a change
 is judged against that spread.
@@ -122,10 +123,12 @@ def bmx_trees(work: Path, erode: int = 0, keys: tuple[int, ...] = (0,)) -> tuple
 
 
 SHOTS = {"pan_astronaut": pan_astronaut, "bmx-trees": bmx_trees}
-VARIANTS = {"default": [], "motion": ["--flow-follow", "--departure", "0.004"],
+VARIANTS = {"default": [], "no-background": ["--background-match", "0"],
+            "motion": ["--flow-follow", "--departure", "0.004"],
             "no-flow-follow": ["--no-flow-follow", "--departure", "0.004"],
             "no-departure": ["--flow-follow", "--departure", "0"]}
-"""The motion cues' variants: the propagate options each adds (the cues are off by default)."""
+"""The cues' variants: the propagate options each adds (the background cue is on by default, the
+motion cues off)."""
 
 
 def main() -> None:
@@ -147,6 +150,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/ivi_propagation"))
     ap.add_argument("--departure", type=float, default=None)
     ap.add_argument("--flow-follow", action="store_true", default=None)
+    ap.add_argument("--background-match", type=float, default=None)
     ap.add_argument("--variants", default="default", help="comma-separated: " + ",".join(VARIANTS))
     a = ap.parse_args()
     seeds = [int(seed) for seed in a.seeds.split(",")]
@@ -157,7 +161,8 @@ def main() -> None:
     for option, value in (("--propagate-steps", a.propagate_steps), ("--propagate-work-size", a.propagate_work_size),
                           ("--dilate", a.dilate), ("--track", a.track), ("--max-speed", a.max_speed),
                           ("--rounds", a.rounds), ("--object-weight", a.object_weight), ("--threshold", a.threshold),
-                          ("--propagate-budget", a.propagate_budget), ("--departure", a.departure)):
+                          ("--propagate-budget", a.propagate_budget), ("--departure", a.departure),
+                          ("--background-match", a.background_match)):
         if value is not None:
             options += [option, str(value)]
     if a.flow_follow:

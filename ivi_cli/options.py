@@ -184,6 +184,10 @@ propagation = stack(
                  help="Away from the carried matte, keep the network's matte only where its motion departs from "
                       "the background's by this share of the frame per frame, e.g. 0.004; 0 switches the cue "
                       "off (the default)."),
+    click.option("--background-match", type=click.FloatRange(0, 2, max_open=True), default=None, metavar="DIFF",
+                 help="Where the network calls object but the frames near it, aligned by the background's "
+                      "motion, show the same picture (a colour difference under DIFF), it is background "
+                      "(default 0.1; 0 for the network alone, the paper preset's; see docs/mattes.md)."),
 )
 """Mask propagation, a keyframe job's first stage (PropagateConfig); only with --key-mask."""
 

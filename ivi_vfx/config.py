@@ -391,11 +391,18 @@ class PropagateConfig(JsonConfig):
     """Motion cue: away from the carried matte, the network's matte is kept only where the motion
     departs from the background's by more than this share of the frame per frame (a look-alike
     moving with the background is not followed; a lost object is found by its motion). 0: off."""
+    background_match: float = 0.0
+    """Background cue (`mattes.background`): where the network calls object but the frame matches a frame
+    near it aligned by the background's motion (mean absolute network-domain colour difference under
+    this, over a 5x5 box), the pixel is background: a background the keys never showed moves with the
+    camera, the object does not. 0: off (the paper's network alone)."""
 
     def _checks(self) -> list[tuple[bool, str]]:
         return [
             (self.rounds >= 0, "rounds must be 0 or more"),
             (0.0 <= self.departure < 1.0, "departure must lie between 0 (off) and 1 (a share of the frame per frame)"),
+            (0.0 <= self.background_match < 2.0,
+             "background_match must lie between 0 (off) and 2 (a difference of network-domain colours, -1..1)"),
             (0.0 <= self.other_frames <= 1.0, "other_frames must lie between 0 and 1"),
             (0.0 <= self.margin < 1.0, "margin must lie between 0 and 1 (a share of the frame)"),
             (0.0 <= self.track < 1.0, "track must lie between 0 and 1 (a share of the frame)"),
@@ -441,8 +448,8 @@ PRESETS: dict[str, Preset] = {
                         steps=10_000, budget=3.0, carry=True),
         gpu=TrainConfig(preset="quick", steps=10_000, budget=5.0, carry=True),
         propagate_cpu=PropagateConfig(preset="quick", width=12, steps=200, budget=2.0, work_size=192, log_every=25,
-                                      checkpoint_every=100),
-        propagate_gpu=PropagateConfig(preset="quick", width=32, steps=2000, budget=3.0),
+                                      checkpoint_every=100, background_match=0.1),
+        propagate_gpu=PropagateConfig(preset="quick", width=32, steps=2000, budget=3.0, background_match=0.1),
     ),
     "final": Preset(
         "The final render, the default: on a CPU the paper's network at 2/3 width (1.8M parameters) at up "
@@ -455,8 +462,8 @@ PRESETS: dict[str, Preset] = {
         cpu=TrainConfig(preset="final", **_CPU, crop=96, steps=20_000, budget=8.0, carry=True),
         gpu=TrainConfig(preset="final", steps=70_000, finetune_steps=20_000, budget=60.0, carry=True),
         propagate_cpu=PropagateConfig(preset="final", width=16, steps=600, budget=6.0, work_size=256, log_every=50,
-                                      checkpoint_every=200),
-        propagate_gpu=PropagateConfig(preset="final", budget=30.0),
+                                      checkpoint_every=200, background_match=0.1),
+        propagate_gpu=PropagateConfig(preset="final", budget=30.0, background_match=0.1),
     ),
     "paper": Preset(
         "The reference method as published, to compare against: the 4.05M-parameter network, whole frames "

@@ -44,6 +44,7 @@ PROPAGATION_KEYS: dict[str, str] = {
     "track": "track", "max_speed": "max_speed", "rounds": "rounds", "threshold": "threshold",
     "object_weight": "object_weight", "propagate_steps": "steps", "propagate_budget": "budget",
     "propagate_work_size": "work_size", "flow_follow": "flow_follow", "departure": "departure",
+    "background_match": "background_match",
 }
 """The JobSpec keys that only a keyframe job (`key_mask`) takes -> the PropagateConfig field each sets."""
 FILL_KEYS = ("steps", "budget", "finetune_steps", "encoder", "work_size", "carry", "clean", "clean_frames", "scales",
@@ -118,6 +119,9 @@ class JobSpec:
     departure: float | None = None
     """With `key_mask`: the motion cue's departure from the background's motion, a share of the frame per frame
     (PropagateConfig.departure); 0 switches it off; None: the preset's (0)."""
+    background_match: float | None = None
+    """With `key_mask`: the background cue's colour difference under which the network's object is background
+    (PropagateConfig.background_match); 0 switches it off; None: the preset's (0.1, 0 for ``paper``)."""
     carry: bool | None = None
     """Carry the pixels that other frames (or `clean`) show into each frame's matte before training, so that
     the network invents only what the shot never shows (carry/); None: the preset's (on, off for ``paper``)."""

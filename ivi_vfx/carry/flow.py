@@ -213,7 +213,7 @@ def register(a: np.ndarray, b: np.ndarray, known: np.ndarray, start: np.ndarray)
     return None if best is None else best[1].astype(np.float64)
 
 
-def _warp(b: np.ndarray, flow: np.ndarray) -> np.ndarray:
+def warp(b: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Frame b (h, w[, c]) pulled back along frame a's flow (h, w, 2): b's value where each pixel of a goes."""
     h, w = flow.shape[:2]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -222,7 +222,7 @@ def _warp(b: np.ndarray, flow: np.ndarray) -> np.ndarray:
 
 def _warp_error(a: np.ndarray, b: np.ndarray, flow: np.ndarray, where: np.ndarray) -> float:
     """Mean |a - b warped along flow| over `where` (the two frames' luminance)."""
-    return float(np.abs(_warp(b, flow) - a)[where].mean()) if where.any() else 0.0
+    return float(np.abs(warp(b, flow) - a)[where].mean()) if where.any() else 0.0
 
 
 def sample(field: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -269,7 +269,7 @@ def _mismatch(a: np.ndarray, b: np.ndarray, flow: np.ndarray, hole_a: np.ndarray
         ring = ~(grow(hole_a, GUARD_PX) | hidden)
     if ring.sum() < 16:
         return 0.0
-    difference = (_warp(b, flow) - a)[ring]
+    difference = (warp(b, flow) - a)[ring]
     difference -= np.median(difference, axis=0)  # a change of exposure is an offset here: matched, not a mismatch
     return float(np.median(np.abs(difference).mean(-1)))
 

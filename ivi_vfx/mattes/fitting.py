@@ -137,7 +137,7 @@ def _resume(path: Path, cfg: PropagateConfig, keys: Keys, model: UNet, optimizer
     data = ckpt.load(path)
     # Settings that change neither the samples nor the network's training so far.
     schedule = {"steps", "budget", "log_every", "checkpoint_every", "threshold", "dilate", "track", "flow_follow",
-                "departure"}
+                "departure", "background_match"}
     same = {k: v for k, v in data.get("config", {}).items() if k not in schedule} == {
         k: v for k, v in cfg.to_dict().items() if k not in schedule}
     same = same and data.get("arch", {}).get("head") == HEAD and data.get("kind") == "propagate"

@@ -14,7 +14,7 @@ from ivi_vfx import masks
 from ivi_vfx.config import PropagateConfig
 from ivi_vfx.io.exr import output_spec, read_header, write_exr
 from ivi_vfx.io.sequence import FrameSequence
-from ivi_vfx.mattes import motion
+from ivi_vfx.mattes import background, motion
 from ivi_vfx.mattes.check import FrameCheck, frame_checks
 from ivi_vfx.mattes.keys import Keys, key_anchors
 from ivi_vfx.mattes.tracking import bounded_region, tracked
@@ -73,12 +73,18 @@ class WorkingMattes:
 
 
 def working_mattes(model: UNet, keys: Keys, cfg: PropagateConfig, device: str | torch.device = "cpu") -> WorkingMattes:
-    """Every frame's matte at working resolution: one pass of the network over the shot, then the motion
-    cues (motion.follow, when cfg uses them) or the temporal constraint (cfg.track), bounded by the
-    object's speed (cfg.max_speed)."""
+    """Every frame's matte at working resolution: one pass of the network over the shot, less what the
+    background cue calls background (cfg.background_match), then the motion cues (motion.follow, when
+    cfg uses them) or the temporal constraint (cfg.track), bounded by the object's speed (cfg.max_speed)."""
     frames, threshold = keys.frames, cfg.threshold
     probability = probabilities(model, frames, device)
     valid = frames.valid[0, 0] > 0
+    if cfg.background_match > 0:
+        moving = background.moving_part(probability, threshold, frames.images, frames.geometry.work,
+                                        cfg.background_match)
+        # What the network calls object but the nearby frames show as background is out of every
+        # matte below (its probability 0); below the threshold the probability stays, for the edges.
+        probability = probability.masked_fill((probability > threshold) & ~moving, 0)
     kept, followed = None, False
     if motion.uses_motion(cfg):
         kept = motion.follow(probability.float(), threshold, key_anchors(keys), frames.images, frames.geometry.work,
