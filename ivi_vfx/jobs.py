@@ -38,8 +38,8 @@ high-resolution keys (scales ... tile_size); 3 adds how a keyframe job's propaga
 object (track, max_speed, rounds); 4 adds `writes` (a clean plate, or the predicted mattes alone),
 the rest of the propagation's settings (threshold, object_weight, propagate_steps, propagate_budget,
 propagate_work_size), and names `checkpoint` as the option does (`checkpoint_dir`); 5 adds the known-pixel
-carry (`carry`) and its clean reference frames (`clean`, `clean_frames`). Files of earlier versions read as
-they are."""
+carry (`carry`) and its clean reference frames (`clean`, `clean_frames`), and the propagation's cues
+(`flow_follow`, `departure`, `background_match`). Files of earlier versions read as they are."""
 PROPAGATION_KEYS: dict[str, str] = {
     "track": "track", "max_speed": "max_speed", "rounds": "rounds", "threshold": "threshold",
     "object_weight": "object_weight", "propagate_steps": "steps", "propagate_budget": "budget",
