@@ -5,6 +5,7 @@ Shots:
                   192x108): its object matte of frame 1001 only is given.
   bmx-trees       the DAVIS sequence of ../shared/data/davis (80 frames 854x480, written here as
                   linear EXRs at full size): its first frame's matte only is given.
+  blackswan       the other DAVIS sequence there (50 frames), the same way; only when named.
 For each, `ivi-render propagate` runs with a preset, and every frame's matte is scored at full
 resolution against the truth: recall (share of true object pixels covered, what matters for a
 removal) and IoU. The key frame, which keeps the user's roto, is left out of the means.
@@ -31,7 +32,8 @@ the predicted mattes back, the paper's workflow (propagate the annotation, then 
 scores are always against the grown true mattes.
 --keys gives the true mattes of these frames (offsets from the first, default 0) as the keys; the
 key frames are left out of the scores.
-The reference's behaviour (key frames only, each frame on its own): --rounds 0 --max-speed 0 --track 0.
+The reference's behaviour (key frames only, each frame on its own): --rounds 0 --max-speed 0 --track 0
+--background-match 0.
 Needs opencv-contrib-python-headless (to read DAVIS) besides the project (make quality installs it).
 """
 from __future__ import annotations
@@ -101,12 +103,12 @@ def _write_keys(folder: Path, truth: list[np.ndarray], erode: int, keys: tuple[i
         _write(folder / f"key.{1001 + t}.exr", _key(truth[t], erode), ("A",))
 
 
-def bmx_trees(work: Path, erode: int = 0, keys: tuple[int, ...] = (0,)) -> tuple[str, str, list[np.ndarray]]:
-    """The DAVIS bmx-trees frames as linear half EXRs (frames 1001+), its mattes of frames 1001 + `keys` as the keys."""
+def davis(name: str, work: Path, erode: int = 0, keys: tuple[int, ...] = (0,)) -> tuple[str, str, list[np.ndarray]]:
+    """A DAVIS sequence's frames as linear half EXRs (frames 1001+), its mattes of frames 1001 + `keys` as the keys."""
     import cv2
 
-    source = SHARED / "data" / "davis" / "bmx-trees"
-    folder = work / "bmx-trees"
+    source = SHARED / "data" / "davis" / name
+    folder = work / name
     folder.mkdir(parents=True, exist_ok=True)
     frames = sorted(glob.glob(str(source / "frames" / "*.jpg")))
     mattes = sorted(glob.glob(str(source / "masks" / "*.png")))
@@ -122,7 +124,17 @@ def bmx_trees(work: Path, erode: int = 0, keys: tuple[int, ...] = (0,)) -> tuple
     return str(folder / "plate.####.exr"), str(folder / "key.####.exr"), truth
 
 
-SHOTS = {"pan_astronaut": pan_astronaut, "bmx-trees": bmx_trees}
+def bmx_trees(work: Path, erode: int = 0, keys: tuple[int, ...] = (0,)) -> tuple[str, str, list[np.ndarray]]:
+    """DAVIS bmx-trees (`davis`)."""
+    return davis("bmx-trees", work, erode, keys)
+
+
+def blackswan(work: Path, erode: int = 0, keys: tuple[int, ...] = (0,)) -> tuple[str, str, list[np.ndarray]]:
+    """DAVIS blackswan (`davis`): a swan on rippling water, the camera following it; not in the default --shots."""
+    return davis("blackswan", work, erode, keys)
+
+
+SHOTS = {"pan_astronaut": pan_astronaut, "bmx-trees": bmx_trees, "blackswan": blackswan}
 VARIANTS = {"default": [], "no-background": ["--background-match", "0"],
             "motion": ["--flow-follow", "--departure", "0.004"],
             "no-flow-follow": ["--no-flow-follow", "--departure", "0.004"],
@@ -133,7 +145,7 @@ motion cues off)."""
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shots", default=",".join(SHOTS))
+    ap.add_argument("--shots", default="pan_astronaut,bmx-trees")
     ap.add_argument("--preset", default="final")
     ap.add_argument("--propagate-steps", type=int, default=None)
     ap.add_argument("--propagate-work-size", type=int, default=None)

@@ -22,17 +22,23 @@ over gaps of up to twice GAP_SHARE. A plain object matches itself wherever it ha
 off: its inside, and its edges along its motion, look still (the aperture problem), and only the
 rest of its outline is seen to move; the closed outline gives it back its inside. One that moves
 slowly against the background for its size is beyond this (its outline matches too), and so is one
-that holds still against the background: the per-frame check flags the frames whose matte shrinks.
+that holds still against the background. The key mattes tell: the cut is lowered for the shot
+(`calibrated`) until the cue keeps KEY_KEEP of what the artist drew on the keys, and switched off
+when no cut does; the per-frame check flags the frames whose matte shrinks.
 
 Everything here is at working resolution, unpadded.
 """
 from __future__ import annotations
+
+import logging
 
 import cv2
 import numpy as np
 import torch
 
 from ivi_vfx.carry.flow import DIS_PRESET, complete, gray, grow, warp
+
+logger = logging.getLogger(__name__)
 
 OFFSETS = (-8, -4, -2, 2, 4, 8)
 """The frames each frame is compared with, as offsets: near ones for an object that soon moves
@@ -47,6 +53,12 @@ REGROW_SHARE = 0.024
 """The network's matte within this share of the working frame's longest side of its moving part is
 kept (6 working pixels at 256). On three bmx-trees networks, 0.016 kept mean recall 0.913 with IoU
 0.563, 0.024 0.925 with 0.503, 0.032 0.930 with 0.449 (docs/results.md); for a removal, recall first."""
+CALIBRATION = (1.0, 0.7, 0.5, 0.3)
+"""The shares of PropagateConfig.background_match tried as the shot's cut, largest first (`calibrated`)."""
+KEY_KEEP = 0.98
+"""The share of the key mattes' pixels that the shot's cut must keep. On DAVIS blackswan (a dark
+swan the camera follows over water) the key kept 0.84 at 0.1 and the cue cost 10 points of recall;
+at 0.05 (kept 1.0), 0.4. bmx-trees' key keeps 0.98 at 0.1, pan_astronaut's 1.0."""
 GAP_SHARE = 0.03
 """The moving part's outline is closed over gaps of up to twice this share of the working frame's
 longest side before what it encloses is filled: an edge along the object's motion does not show
@@ -94,8 +106,29 @@ def enclosed(mask: np.ndarray, gap: int) -> np.ndarray:
     return mask | closed | (labels[1:-1, 1:-1] != labels[0, 0])
 
 
+def calibrated(frames: np.ndarray, luma: np.ndarray, anchors: dict[int, np.ndarray], match: float,
+               regrow: int, gap: int) -> float:
+    """The cut for this shot: the largest of `match` times CALIBRATION under which the key mattes keep
+    KEY_KEEP of their pixels (the object as the artist drew it is the one thing known to be object).
+
+    Args:
+        frames, luma: as `mismatch`.
+        anchors: frame index -> (h, w) bool key matte.
+    Returns:
+        The cut; 0 (the cue off) when even the lowest takes too much of the keys away.
+    """
+    keys = [(matte, mismatch(frames, luma, t, matte)) for t, matte in anchors.items() if matte.any()]
+    total = sum(int(matte.sum()) for matte, _ in keys)
+    for share in CALIBRATION:
+        cut = match * share
+        kept = sum(int((matte & enclosed(grow(matte & (least >= cut), regrow), gap)).sum()) for matte, least in keys)
+        if kept >= KEY_KEEP * total:
+            return cut
+    return 0.0
+
+
 def moving_part(probability: torch.Tensor, threshold: float, images: torch.Tensor, work: tuple[int, int],
-                match: float) -> torch.Tensor:
+                match: float, anchors: dict[int, torch.Tensor]) -> torch.Tensor:
     """Every frame's network matte less what matches the nearby frames aligned by the background's motion.
 
     Args:
@@ -103,11 +136,13 @@ def moving_part(probability: torch.Tensor, threshold: float, images: torch.Tenso
         threshold: the probability over which the network calls a pixel object.
         images: (T, 3, ph, pw) float32 network-domain frames.
         work: (h, w) the unpadded working size.
-        match: the mismatch under which a pixel is background (PropagateConfig.background_match).
+        match: the mismatch under which a pixel is background (PropagateConfig.background_match), at
+            most: lowered for the shot by `calibrated`.
+        anchors: frame index -> (ph, pw) bool key matte (`keys.key_anchors`).
     Returns:
         (T, ph, pw) bool: where the network calls object and the frame does not match its aligned
         neighbours, and the network's matte within REGROW_SHARE of that or enclosed by it; False over
-        the padding.
+        the padding. Everything the network calls object when the cut comes to 0.
     """
     h, w = work
     frames = images[:, :, :h, :w].permute(0, 2, 3, 1).numpy()
@@ -115,12 +150,14 @@ def moving_part(probability: torch.Tensor, threshold: float, images: torch.Tenso
     binary = (probability[:, :h, :w] > threshold).numpy()
     regrow = max(1, round(REGROW_SHARE * max(work)))
     gap = max(1, round(GAP_SHARE * max(work)))
+    keys = {t: matte[:h, :w].numpy() for t, matte in anchors.items()}
+    cut = calibrated(frames, luma, keys, match, regrow, gap) if keys else match
+    logger.info("background cue: a colour difference under %.3g is background (--background-match %g%s)",
+                cut, match, "" if cut == match else ", lowered so that the keys keep their object")
     out = np.zeros(probability.shape, bool)
     for t in range(len(binary)):
         if not binary[t].any():
             continue
-        # Background is shown on both sides: an object's plain part matches the same object on one
-        # side only where it moves on (its leading edge ahead, its trailing edge behind).
-        moving = binary[t] & (mismatch(frames, luma, t, binary[t]) >= match)
+        moving = binary[t] & (mismatch(frames, luma, t, binary[t]) >= cut)
         out[t, :h, :w] = binary[t] & enclosed(grow(moving, regrow), gap)
     return torch.from_numpy(out)

@@ -81,7 +81,7 @@ def working_mattes(model: UNet, keys: Keys, cfg: PropagateConfig, device: str | 
     valid = frames.valid[0, 0] > 0
     if cfg.background_match > 0:
         moving = background.moving_part(probability, threshold, frames.images, frames.geometry.work,
-                                        cfg.background_match)
+                                        cfg.background_match, key_anchors(keys))
         # What the network calls object but the nearby frames show as background is out of every
         # matte below (its probability 0); below the threshold the probability stays, for the edges.
         probability = probability.masked_fill((probability > threshold) & ~moving, 0)
