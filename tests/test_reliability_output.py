@@ -3,6 +3,8 @@ the other layers are left as they were and named (the layer policy), and the hea
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +57,8 @@ def _multipart_shot(folder: Path, count: int = 2) -> tuple[str, str, list[dict[s
 def test_a_multipart_plates_other_parts_and_layers_pass_through_named(tmp_path: Path) -> None:
     """The other parts were dropped (with a warning); the depth AOV kept the object without saying so."""
     plate, mask, utilities = _multipart_shot(tmp_path / "in")
+    for frame in (1001, 1002):  # shot a day ago: a capDate of the moment of writing cannot pass for it
+        os.utime(tmp_path / "in" / f"plate.{frame}.exr", (time.time() - 86400, time.time() - 86400))
     spec = JobSpec(plate=plate, mask=mask, out=str(tmp_path / "out" / "clean.####.exr"),
                    checkpoint_dir=str(tmp_path / "job"))
     run_job(spec, device="cpu", existing="refuse", cfg=TINY)
@@ -79,6 +83,9 @@ def test_a_multipart_plates_other_parts_and_layers_pass_through_named(tmp_path: 
         assert header["ivi:version"] == __version__ and header["ivi:checkpoint"] == digest
         assert header["ivi:job"] == str(spec.folder) and header["ivi:checkpointStep"] == 2
         assert header["ivi:source"] == str(tmp_path / "in" / f"plate.{frame}.exr")
+        # The plate has no capDate: the output's is the plate file's time, not the moment of writing.
+        modified = (tmp_path / "in" / f"plate.{frame}.exr").stat().st_mtime
+        assert header["capDate"] == time.strftime("%Y:%m:%d %H:%M:%S", time.localtime(modified))
 
     # A chunk rendered again from the folder writes the same bytes: nothing in the header is of the moment.
     first = (tmp_path / "out" / "clean.1002.exr").read_bytes()
