@@ -157,7 +157,8 @@ def preset_plan(preset: str, device: str, plate: tuple[int, int]) -> dict[str, A
     scale); the mask propagation's working size; the budgets. `plan_problems` checks it.
     """
     from ivi_vfx import tiles
-    from ivi_vfx.config import HiresConfig, preset_config, propagate_config
+    from ivi_vfx.config import preset_config, propagate_config
+    from ivi_vfx.hires import HiresConfig
     from ivi_vfx.nets.detail import DetailNet
     from ivi_vfx.progressive.scales import level_size, plan_scales
     from ivi_vfx.shot import Geometry

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ivi_vfx.config import HiresConfig, PropagateConfig, TrainConfig, preset_config, propagate_config
+from ivi_vfx.config import PropagateConfig, TrainConfig, preset_config, propagate_config
 from ivi_vfx.errors import ConfigError
+from ivi_vfx.hires import HiresConfig
 from ivi_vfx.io.atomic import atomic_path
 from ivi_vfx.io.sequence import parse_frames
 

@@ -29,9 +29,10 @@ import torch
 from ivi_vfx import progressive
 from ivi_vfx.carry import Carry, CarrySampler, carry_shot, lift, load_carry, save_carry
 from ivi_vfx.color import Shaper
-from ivi_vfx.config import HiresConfig, TrainConfig
+from ivi_vfx.config import TrainConfig
 from ivi_vfx.distributed import World, close_world, init_world, is_main_process
 from ivi_vfx.errors import ConfigError, ShapeError, StopRequested
+from ivi_vfx.hires import HiresConfig
 from ivi_vfx.io.exr import check_writable, read_exr, read_header
 from ivi_vfx.io.sequence import FrameSequence, compact, find_sequence, output_sequence, parse_frames
 from ivi_vfx.jobs import JOB_FILE, JobSpec

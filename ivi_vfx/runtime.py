@@ -174,7 +174,7 @@ def cpu_count() -> int:
 # --- out of memory ---------------------------------------------------------------------------------
 
 GPU_TILE_SIZE, GPU_PATCH_SIZE = 1024, 128
-"""HiresConfig's automatic tile and patch sizes on a GPU (config.HiresConfig.for_device)."""
+"""HiresConfig's automatic tile and patch sizes on a GPU (hires.HiresConfig.for_device)."""
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -11,8 +11,9 @@ from torch import nn
 
 from exr_helpers import read_with_openexr, write_test_exr
 from ivi_vfx import progressive
-from ivi_vfx.config import HiresConfig, TrainConfig
+from ivi_vfx.config import TrainConfig
 from ivi_vfx.errors import ConfigError
+from ivi_vfx.hires import HiresConfig
 from ivi_vfx.io.exr import read_exr
 from ivi_vfx.io.sequence import find_sequence
 from ivi_vfx.jobs import JobSpec

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ivi_vfx import tiles
-from ivi_vfx.config import HiresConfig
+from ivi_vfx.hires import HiresConfig
 from ivi_vfx.io.exr import ExrImage
 from ivi_vfx.nets import Generator
 from ivi_vfx.progressive.scales import Box, Level, data_box, display_box, plate_rgb, read_matte_over, resample, to_level

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from ivi_vfx import masks
-from ivi_vfx.config import HiresConfig
 from ivi_vfx.errors import StopRequested
+from ivi_vfx.hires import HiresConfig
 from ivi_vfx.io.exr import read_exr, read_header
 from ivi_vfx.nets.detail import DetailNet
 from ivi_vfx.progressive.scales import (

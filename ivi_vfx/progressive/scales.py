@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ivi_vfx import masks, tiles
-from ivi_vfx.config import HiresConfig
+from ivi_vfx.hires import HiresConfig
 from ivi_vfx.io.exr import ExrImage, read_exr
 from ivi_vfx.nets.detail import DetailNet
 from ivi_vfx.shot import RGB, Shot

@@ -7,8 +7,8 @@ from typing import Any
 import torch
 
 from ivi_vfx import checkpoint
-from ivi_vfx.config import HiresConfig
 from ivi_vfx.errors import CheckpointError
+from ivi_vfx.hires import HiresConfig
 from ivi_vfx.nets.detail import DetailNet
 from ivi_vfx.progressive.scales import Level
 
