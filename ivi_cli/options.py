@@ -163,7 +163,8 @@ propagation = stack(
     click.option("--propagate-work-size", type=click.IntRange(min=16), default=None, metavar="PIXELS",
                  help="Longest side of mask propagation's working resolution (default: the preset's)."),
     click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
-                 help="Object probability above which a pixel is matte (default 0.5)."),
+                 help=f"Object probability above which a pixel is matte (default: the preset's, "
+                      f"{_FINAL.propagate_cpu.threshold:g} for final, 0.5 for paper)."),
     click.option("--object-weight", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
                  help="Weight of object pixels in the loss; above 0.5 favours covering the object (default 0.8)."),
     click.option("--track", type=click.FloatRange(0, 1, max_open=True), default=None, metavar="SHARE",

@@ -262,7 +262,8 @@ class PropagateConfig(JsonConfig):
     a missed object pixel costs more than an extra background pixel (the paper's weighted BCE; the
     reference code's plain BCE is 0.5)."""
     threshold: float = 0.5
-    """Probability above which a pixel is object."""
+    """Probability above which a pixel is object (the reference's 0.5; the quick and final presets
+    0.35: for a removal a missed object pixel stays in the plate, an extra one is filled again)."""
     dilate: int = 0
     """Grow the predicted mattes by this many full-resolution pixels (the reference's workflow
     dilates by a 12x12 box at 320x600 before inpainting)."""
@@ -362,8 +363,9 @@ PRESETS: dict[str, Preset] = {
                         steps=10_000, budget=3.0, carry=True),
         gpu=TrainConfig(preset="quick", steps=10_000, budget=5.0, carry=True),
         propagate_cpu=PropagateConfig(preset="quick", width=12, steps=200, budget=2.0, work_size=192, log_every=25,
-                                      checkpoint_every=100, background_match=0.1),
-        propagate_gpu=PropagateConfig(preset="quick", width=32, steps=2000, budget=3.0, background_match=0.1),
+                                      checkpoint_every=100, background_match=0.1, threshold=0.35),
+        propagate_gpu=PropagateConfig(preset="quick", width=32, steps=2000, budget=3.0, background_match=0.1,
+                                      threshold=0.35),
     ),
     "final": Preset(
         "The final render, the default: on a CPU the paper's network at 2/3 width (1.8M parameters) at up "
@@ -376,8 +378,8 @@ PRESETS: dict[str, Preset] = {
         cpu=TrainConfig(preset="final", **_CPU, crop=96, steps=20_000, budget=8.0, carry=True),
         gpu=TrainConfig(preset="final", steps=70_000, finetune_steps=20_000, budget=60.0, carry=True),
         propagate_cpu=PropagateConfig(preset="final", width=16, steps=600, budget=6.0, work_size=256, log_every=50,
-                                      checkpoint_every=200, background_match=0.1),
-        propagate_gpu=PropagateConfig(preset="final", budget=30.0, background_match=0.1),
+                                      checkpoint_every=200, background_match=0.1, threshold=0.35),
+        propagate_gpu=PropagateConfig(preset="final", budget=30.0, background_match=0.1, threshold=0.35),
     ),
     "paper": Preset(
         "The reference method as published, to compare against: the 4.05M-parameter network, whole frames "
