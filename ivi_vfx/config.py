@@ -353,6 +353,18 @@ class _CpuTrain(TypedDict, total=False):
 
 _CPU = _CpuTrain(cnum=32, batch_size=2, work_size=256, log_every=50, checkpoint_every=200)
 
+
+class _Removal(TypedDict):
+    """The PropagateConfig fields of the presets made for a removal (quick and final), where a missed
+    object pixel stays in the plate: the background cue on, and a threshold under the reference's 0.5
+    (docs/results.md, mask propagation, 2026-12-03 and 2026-12-04)."""
+
+    background_match: float
+    threshold: float
+
+
+_REMOVAL = _Removal(background_match=0.1, threshold=0.35)
+
 PRESETS: dict[str, Preset] = {
     "quick": Preset(
         "A quick look: is the matte right, will the fill hold? The half-width network (1.0M parameters) "
@@ -363,9 +375,8 @@ PRESETS: dict[str, Preset] = {
                         steps=10_000, budget=3.0, carry=True),
         gpu=TrainConfig(preset="quick", steps=10_000, budget=5.0, carry=True),
         propagate_cpu=PropagateConfig(preset="quick", width=12, steps=200, budget=2.0, work_size=192, log_every=25,
-                                      checkpoint_every=100, background_match=0.1, threshold=0.35),
-        propagate_gpu=PropagateConfig(preset="quick", width=32, steps=2000, budget=3.0, background_match=0.1,
-                                      threshold=0.35),
+                                      checkpoint_every=100, **_REMOVAL),
+        propagate_gpu=PropagateConfig(preset="quick", width=32, steps=2000, budget=3.0, **_REMOVAL),
     ),
     "final": Preset(
         "The final render, the default: on a CPU the paper's network at 2/3 width (1.8M parameters) at up "
@@ -378,8 +389,8 @@ PRESETS: dict[str, Preset] = {
         cpu=TrainConfig(preset="final", **_CPU, crop=96, steps=20_000, budget=8.0, carry=True),
         gpu=TrainConfig(preset="final", steps=70_000, finetune_steps=20_000, budget=60.0, carry=True),
         propagate_cpu=PropagateConfig(preset="final", width=16, steps=600, budget=6.0, work_size=256, log_every=50,
-                                      checkpoint_every=200, background_match=0.1, threshold=0.35),
-        propagate_gpu=PropagateConfig(preset="final", budget=30.0, background_match=0.1, threshold=0.35),
+                                      checkpoint_every=200, **_REMOVAL),
+        propagate_gpu=PropagateConfig(preset="final", budget=30.0, **_REMOVAL),
     ),
     "paper": Preset(
         "The reference method as published, to compare against: the 4.05M-parameter network, whole frames "
