@@ -8,7 +8,7 @@ The renderer writes every clean-plate frame through `write_frame`, which adds to
 - `ivi:version`, `ivi:source` (the plate frame), `ivi:job` (the job folder), `ivi:checkpoint` (sha256
   of the model checkpoint that made the fill) and `ivi:checkpointStep`;
 - `DateTime` (EXR's capDate) the plate's own, or, when it has none, the plate file's modification time
-  (OpenImageIO would otherwise stamp the moment of writing);
+  (io.exr.output_spec);
 - the layer policy (docs/reliability.md): only R, G and B are filled, and A is the matte. Other layers
   of the frame (AOVs: Z, N, motion, IDs) and the frame's other parts are left as they were, the object
   still inside the matte there; `ivi:unfilled` names them, and `ivi:layerPolicy` says so in words.
@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -65,7 +64,7 @@ def frame_header(original: ExrImage, channel_names: Sequence[str], model: nn.Mod
             checkpoint. None, or a model not loaded from a checkpoint, writes no checkpoint attributes.
         parts: the plate frame's other parts (io.exr.other_parts), which pass through.
     """
-    spec = output_spec(original.spec, channel_names)
+    spec = output_spec(original.spec, channel_names, source=original.path)
     for attrib in list(spec.extra_attribs):
         name = _name(attrib)
         if name is not None and _HASH.search(name):
@@ -74,8 +73,6 @@ def frame_header(original: ExrImage, channel_names: Sequence[str], model: nn.Mod
     if software and not software.startswith("IVI-VFX"):
         spec.attribute("ivi:inputSoftware", software)
     spec.attribute("Software", f"IVI-VFX {__version__}")
-    if not _text(spec, "DateTime"):
-        spec.attribute("DateTime", _modified(original.path))
     spec.attribute("ivi:version", __version__)
     spec.attribute("ivi:source", os.fspath(original.path))
     source = getattr(model, "source", None) or {}
@@ -96,11 +93,6 @@ def write_frame(path: str | os.PathLike[str], original: ExrImage, pixels: np.nda
     parts = other_parts(original.path) if original.spec.get_int_attribute("oiio:subimages", 1) > 1 else []
     header = frame_header(original, channel_names, model, parts)
     write_exr(path, pixels, header, overwrite=overwrite, parts_from=original.path if parts else None)
-
-
-def _modified(path: str | os.PathLike[str]) -> str:
-    """A file's modification time (local, as OpenImageIO writes DateTime: 'YYYY:MM:DD HH:MM:SS')."""
-    return time.strftime("%Y:%m:%d %H:%M:%S", time.localtime(os.stat(path).st_mtime))
 
 
 def _text(spec: oiio.ImageSpec, name: str) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -285,6 +286,22 @@ def test_output_spec_leaves_the_template_alone(tmp_path: Path) -> None:
     assert template.nchannels == 3 and template.alpha_channel == -1
     with pytest.raises(ValueError):
         output_spec(template, ("R", "R"))
+
+
+def test_output_spec_dates_a_frame_by_its_source_not_the_moment_of_writing(tmp_path: Path) -> None:
+    """OIIO stamps DateTime with the time of writing when the header has none: a frame written again differed."""
+    write_test_exr(tmp_path / "in.exr", rand((4, 4, 3)), channels=("R", "G", "B"))
+    os.utime(tmp_path / "in.exr", (1e9, 1e9))  # 2001
+    template = read_header(tmp_path / "in.exr")
+    template.erase_attribute("DateTime")  # OIIO dated the test's own file; a plate from elsewhere may have none
+    for name in ("a.exr", "b.exr"):
+        write_exr(tmp_path / name, rand((4, 4, 3)), output_spec(template, ("R", "G", "B"), source=tmp_path / "in.exr"))
+    dates = {read_header(tmp_path / name).get_string_attribute("DateTime") for name in ("a.exr", "b.exr")}
+    assert dates == {time.strftime("%Y:%m:%d %H:%M:%S", time.localtime(1e9))}
+    # The template's own date is kept.
+    template.attribute("DateTime", "2024:05:06 07:08:09")
+    assert output_spec(template, ("R",), source=tmp_path / "in.exr").get_string_attribute("DateTime") \
+        == "2024:05:06 07:08:09"
 
 
 @pytest.mark.parametrize("compression, pixel_type, expected, warns", [

@@ -127,8 +127,11 @@ def test_propagate_command_writes_a_matte_per_frame_and_resumes(tmp_path: Path) 
     assert r.returncode == 0, r.stderr
     assert "Progress: 100%" in r.stdout
     for t, frame in enumerate(shot.frames):
-        channels = OpenEXR.File(str(tmp_path / "mattes" / f"matte.{frame}.exr"), separate_channels=True).channels()
+        matte = OpenEXR.File(str(tmp_path / "mattes" / f"matte.{frame}.exr"), separate_channels=True)
+        channels = matte.channels()
         assert list(channels) == ["A"]
+        plate = OpenEXR.File(str(tmp_path / "shot" / f"plate.{frame}.exr"))
+        assert matte.header()["capDate"] == plate.header()["capDate"]  # the plate's date, not the matte's writing
         if t == 0:
             assert np.array_equal(channels["A"].pixels > 0, shot.truth[0])
     again = _ivi(*args, "--overwrite", "--propagate-steps", "6")

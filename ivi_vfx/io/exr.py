@@ -18,6 +18,7 @@ import logging
 import os
 import secrets
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,17 +162,22 @@ def read_header(path: str | os.PathLike[str]) -> oiio.ImageSpec:
             inp.close()
 
 
-def output_spec(template: oiio.ImageSpec, channel_names: Sequence[str]) -> oiio.ImageSpec:
+def output_spec(template: oiio.ImageSpec, channel_names: Sequence[str], *,
+                source: str | os.PathLike[str] | None = None) -> oiio.ImageSpec:
     """The header to write a derived frame with: the template's, with other channels.
 
     Keeps all metadata (timecode, FPS, camera matrices, custom attributes), the data and display
-    windows and the tiling. Each channel keeps its template pixel type; a channel the template lacks
-    takes the template's format. The compression stays the template's if it is lossless for the
-    channel types, else it becomes zip (with a warning) so untouched pixels pass through bit-exact.
+    windows and the tiling. `DateTime` (EXR's capDate) stays the template's; a template without one
+    takes `source`'s modification time, since OIIO would otherwise stamp the moment of writing and a
+    frame written again from the same inputs would differ by those bytes. Each channel keeps its
+    template pixel type; a channel the template lacks takes the template's format. The compression
+    stays the template's if it is lossless for the channel types, else it becomes zip (with a
+    warning) so untouched pixels pass through bit-exact.
 
     Args:
         template: the header of the input frame, e.g. ``read_exr(...).spec``.
         channel_names: the channels to write, in the order of the pixels' last axis.
+        source: the file the template was read from (its DateTime when it has none), or None.
 
     Returns:
         A new spec; the template is not changed.
@@ -192,6 +198,9 @@ def output_spec(template: oiio.ImageSpec, channel_names: Sequence[str]) -> oiio.
     spec.alpha_channel = names.index("A") if "A" in names else -1
     spec.z_channel = names.index("Z") if "Z" in names else -1
     spec.erase_attribute("oiio:subimages")  # describes the input file, and we write one part
+    if source is not None and not spec.get_string_attribute("DateTime", ""):
+        # Local time, the form OIIO writes DateTime in.
+        spec.attribute("DateTime", time.strftime("%Y:%m:%d %H:%M:%S", time.localtime(os.stat(source).st_mtime)))
     _set_lossless_compression(spec, template, out_types)
     return spec
 

@@ -169,7 +169,8 @@ def write_mattes(model: UNet, keys: Keys, out: FrameSequence, cfg: PropagateConf
             checks[t] = dataclasses.replace(before, kept=True)
         else:
             matte = full_matte(work, keys, frame, cfg)
-            spec = output_spec(read_header(keys.frames.plate.path(frame)), ("A",))  # the header; no pixels decoded
+            source = keys.frames.plate.path(frame)
+            spec = output_spec(read_header(source), ("A",), source=source)  # the header; no pixels decoded
             spec.x, spec.y, spec.width, spec.height = spec.full_x, spec.full_y, spec.full_width, spec.full_height
             write_exr(path, matte[..., None].astype(np.float32), spec, overwrite=overwrite)
         written.append(path)
