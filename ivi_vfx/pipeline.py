@@ -92,6 +92,8 @@ class _Trained:
     shaper the checkpoint keeps: the render reads the same values from disk again otherwise."""
     carry: Carry | None
     """What other frames show of each matte, when the job carries."""
+    whole: Shot
+    """The shot as loaded, before the carry lifted it: its holes are the whole mattes."""
 
 
 # --- the whole job ---------------------------------------------------------------------------------
@@ -199,7 +201,7 @@ def _train(spec: JobSpec, plate: FrameSequence, out: FrameSequence, *, device: s
             spec.replace(frames=compact(plate.frames), preset=cfg.preset).save(spec.folder / JOB_FILE)
         shot = load_shot(plate, mask, work_size=cfg.work_size, mask_channel=spec.fill_mask_channel,
                          dilate=cfg.dilate)
-        carry = None
+        carry, whole = None, shot
         if cfg.carry:
             carry = _carry(spec, shot, save=world.is_main)
             shot = lift(shot, carry)
@@ -215,7 +217,7 @@ def _train(spec: JobSpec, plate: FrameSequence, out: FrameSequence, *, device: s
         close_world(world, finished=finished)
     if world.is_main:
         _train_scales(spec, shot, result, hires, torch_device, should_stop)
-    return _Trained(fit=result, shot=shot, carry=carry)
+    return _Trained(fit=result, shot=shot, carry=carry, whole=whole)
 
 
 def _carry(spec: JobSpec, shot: Shot, *, save: bool) -> Carry:
@@ -415,7 +417,7 @@ def _render(spec: JobSpec, frames: list[int] | None, *, device: str, overwrite: 
         report(1.0)
         return JobResult(skipped=skipped)
     if trained is not None:
-        shot, carry = trained.shot, trained.carry
+        shot, carry, whole = trained.shot, trained.carry, trained.whole
     else:
         plate = find_sequence(spec.plate, todo)
         shot = load_shot(plate, find_sequence(spec.fill_mask, todo), work_size=int(data["config"]["work_size"]),
@@ -425,10 +427,11 @@ def _render(spec: JobSpec, frames: list[int] | None, *, device: str, overwrite: 
         if data["config"].get("carry") and carry is None:
             raise ConfigError(f"{spec.model_path} was trained with the carry, but {spec.carry_path} is missing; "
                               f"run `ivi-render train` again to trace it")
+        whole = shot
         if carry is not None:
             shot = lift(shot, carry)
     sampler = CarrySampler(carry, find_sequence(spec.plate, list(carry.frames)) if carry else shot.plate,
-                           _clean_sequence(spec, shot) if carry and carry.clean else None)
+                           _clean_sequence(spec, shot) if carry and carry.clean else None, shot.shaper)
     if list(shot.geometry.full) != list(shot_data["full"]):
         raise ShapeError(f"{spec.plate} is {shot.geometry.full[1]}x{shot.geometry.full[0]} but "
                          f"{spec.model_path} was trained on {shot_data['full'][1]}x{shot_data['full'][0]}; "
@@ -444,8 +447,12 @@ def _render(spec: JobSpec, frames: list[int] | None, *, device: str, overwrite: 
             raise StopRequested(f"stopped after writing {done[0]} of {count} frames; "
                                 f"{again or 'run the same command again to finish'}")
 
+    # The network's own fill of the whole matte weighs the carried pixels, once it has learnt the shot
+    # (a job whose every matte pixel was carried never trains: its weights are the initial ones).
+    learnt = carry is not None and bool(data.get("trained"))
     written = render(model, shot, out, frames=todo, device=torch_device, overwrite=overwrite,
-                     skip_existing=not overwrite, on_frame=on_frame, compose=compose, carry=sampler)
+                     skip_existing=not overwrite, on_frame=on_frame, compose=compose, carry=sampler,
+                     whole=whole if learnt else None)
     logger.info("wrote %d frames to %s", len(written), out.pattern)
     return JobResult(written=written, skipped=skipped)
 

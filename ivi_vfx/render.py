@@ -103,19 +103,24 @@ def composite(original: ExrImage, fill: np.ndarray, matte: np.ndarray) -> tuple[
         (h, w, c') float32 over the data window, and the channel names: the plate's, with alpha
         set to the matte (added as 'A' when the plate has none).
     """
+    _, _, width, height = original.data_window
+    return composite_region(original, on_data_window(original, fill), on_data_window(original, matte),
+                            (0, height, 0, width))
+
+
+def on_data_window(original: ExrImage, array: np.ndarray) -> np.ndarray:
+    """An array over the display window, (H, W, ...), mapped onto the data window, (h, w, ...): zeros
+    (False) where the data window reaches past the display window. The array itself when they agree."""
+    if original.data_window == original.display_window:
+        return array
     x, y, width, height = original.data_window
     full_x, full_y, full_width, full_height = original.display_window
-    # Map the display-window arrays onto the data window; data outside the display window gets no fill.
-    matte_dw = np.zeros((height, width), bool)
-    fill_dw = np.zeros((height, width, 3), np.float32)
+    mapped = np.zeros((height, width, *array.shape[2:]), array.dtype)
     x0, y0 = max(x, full_x), max(y, full_y)
     x1, y1 = min(x + width, full_x + full_width), min(y + height, full_y + full_height)
     if x1 > x0 and y1 > y0:
-        dst = (slice(y0 - y, y1 - y), slice(x0 - x, x1 - x))
-        src = (slice(y0 - full_y, y1 - full_y), slice(x0 - full_x, x1 - full_x))
-        matte_dw[dst] = matte[src]
-        fill_dw[dst] = fill[src]
-    return composite_region(original, fill_dw, matte_dw, (0, height, 0, width))
+        mapped[y0 - y:y1 - y, x0 - x:x1 - x] = array[y0 - full_y:y1 - full_y, x0 - full_x:x1 - full_x]
+    return mapped
 
 
 def composite_region(original: ExrImage, fill: np.ndarray, matte: np.ndarray,
@@ -201,7 +206,8 @@ def _remove_stale_temporaries(path: Path) -> None:
 def render(model: Generator, shot: Shot, out: FrameSequence, *, frames: Iterable[int] | None = None,
            device: torch.device | str = "cpu", overwrite: bool = False, skip_existing: bool = False,
            on_frame: Callable[[int, Path], None] | None = None,
-           compose: Compose | None = None, carry: CarrySampler | None = None) -> list[Path]:
+           compose: Compose | None = None, carry: CarrySampler | None = None,
+           whole: Shot | None = None) -> list[Path]:
     """Write the clean plate of `frames` (default: all of the shot) to the output sequence.
 
     A frame whose matte is empty is copied through (alpha 0) without running the network, and so is
@@ -209,7 +215,10 @@ def render(model: Generator, shot: Shot, out: FrameSequence, *, frames: Iterable
     With `compose` (progressive high resolution, progressive/), that function makes each frame's
     pixels from the plate frame as read instead of the working-resolution fill scaled up.
     With `carry` (carry/), each frame's carried pixels are blended over the fill by their
-    confidence, and the confidence is written as channel `confidence.Y`.
+    confidence, and the confidence is written as channel `confidence.Y`; with `whole` too (the shot as
+    loaded, its holes the whole mattes: `shot` before the carry lifted it), the network also fills each
+    frame's whole matte on its own, and the carried pixels' low frequencies are weighed against that
+    fill (CarrySampler.blend).
     With `skip_existing` (and not `overwrite`), a frame whose output appears meanwhile (another
     task of a retried farm job wrote it) is left as it is instead of being an error.
 
@@ -220,10 +229,10 @@ def render(model: Generator, shot: Shot, out: FrameSequence, *, frames: Iterable
     written = []
     for frame in (shot.frames if frames is None else frames):
         original = read_exr(shot.plate.path(frame))
+        matte = shot.full_matte(frame)
         if compose is not None:
             pixels, names = compose(original, frame)
         else:
-            matte = shot.full_matte(frame)
             # shot.holes is what the network fills: empty where the carry shows the whole matte
             if matte.any() and bool(shot.holes[shot.index(frame)].any()):
                 fill = predict(model, shot, frame, device)
@@ -231,7 +240,10 @@ def render(model: Generator, shot: Shot, out: FrameSequence, *, frames: Iterable
                 fill = np.zeros((*matte.shape, 3), np.float32)
             pixels, names = composite(original, fill, matte)
         if carry is not None:
-            pixels, names = carry.blend(original, frame, pixels, names)
+            own = None
+            if whole is not None and matte.any():  # the network's own fill of the whole matte
+                own = on_data_window(original, predict(model, whole, frame, device))
+            pixels, names = carry.blend(original, frame, pixels, names, own=own)
         path = out.path(frame)
         _remove_stale_temporaries(path)
         try:

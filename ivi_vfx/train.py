@@ -255,6 +255,9 @@ def _payload(cfg: TrainConfig, shot: Shot, model: Generator, optimizer: torch.op
         "optimizer": optimizer.state_dict(),
         "rng": rng.get_state(),
         "finetune_from": finetune_from,
+        # False when no matte pixel was left to learn: the weights are the initial ones, and only the
+        # carry and the copied plate make the frames.
+        "trained": bool(shot.holes.any()),
         # With the plateau that begins the fine-tune stage at the next step, so that a stop there resumes into it.
         "validation": rule.to_dict() | {"plateau": plateau} if rule else {},
         "scaler": scaler.state_dict() if scaler else {},  # fp16's loss scale (empty when disabled)

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from exr_helpers import write_test_exr
-from ivi_vfx.carry import CONFIDENCE, TRUST, load_carry, trace_shot
+from ivi_vfx.carry import CONFIDENCE, TRUST, Carry, load_carry, trace_shot
 from ivi_vfx.config import TrainConfig
 from ivi_vfx.errors import ConfigError, ShapeError
 from ivi_vfx.io.exr import read_exr
@@ -39,11 +40,16 @@ def _static_shot(folder: Path, count: int = 6, height: int = 24, width: int = 40
         matte[8:16, x0:x0 + 6] = 1
         matte[1:5, 1:5] = 1
         plate[matte > 0] = (0.9, 0.05, 0.05)
-        write_test_exr(folder / f"plate.{1001 + t:04d}.exr", np.concatenate([plate, np.ones_like(plate[..., :1])], -1))
-        write_test_exr(folder / f"mask.{1001 + t:04d}.exr", matte[..., None], channels=("A",))
+        _write_frame(folder, 1001 + t, plate, matte)
         truths.append(truth)
         mattes.append(matte)
     return np.stack(truths), np.stack(mattes)
+
+
+def _write_frame(folder: Path, frame: int, plate: np.ndarray, matte: np.ndarray) -> None:
+    """Frame `frame` of plate.####.exr (RGB (H, W, 3), alpha 1) and of mask.####.exr (the (H, W) matte as A)."""
+    write_test_exr(folder / f"plate.{frame:04d}.exr", np.concatenate([plate, np.ones_like(plate[..., :1])], -1))
+    write_test_exr(folder / f"mask.{frame:04d}.exr", matte[..., None], channels=("A",))
 
 
 def _spec(folder: Path, out: Path, **changes) -> JobSpec:
@@ -298,27 +304,33 @@ def test_a_locked_off_matte_edge_is_carried_from_the_very_next_frame() -> None:
     np.testing.assert_allclose(carry.values[t][left], want, atol=1e-4)
 
 
+def _three_carried(folder: Path, height: int, width: int, row: int, confidences: list[float]) -> Carry:
+    """A two-frame plate of 0.5 everywhere (exact in half float), and a carry that brings 0.5 from the
+    second frame into pixels 3, 4 and 5 of `row` of the first, along chains of these confidences."""
+    from ivi_vfx.carry.chains import Hits
+
+    for frame in (1001, 1002):
+        write_test_exr(folder / f"plate.{frame}.exr", np.full((height, width, 4), 0.5, np.float32))
+    points = np.array([row * width + 3, row * width + 4, row * width + 5], np.int64)
+    pos = np.stack([points % width, points // width], 1).astype(np.float32)[:, None]
+    hits = Hits(points=points, source=np.ones((3, 1), np.int32), pos=pos,
+                weight=np.array(confidences, np.float32)[:, None])
+    empty = Hits(points=np.zeros(0, np.int64), source=np.zeros((0, 1), np.int32), pos=np.zeros((0, 1, 2), np.float32),
+                 weight=np.zeros((0, 1), np.float32))
+    return Carry(frames=(1001, 1002), work=(height, width), exposure=np.zeros((2, 3), np.float32), clean=(),
+                 static=np.ones(1, bool), hits=[hits, empty], values=[np.full((3, 3), 0.5, np.float32),
+                                                                      np.zeros((0, 3), np.float32)])
+
+
 def test_weak_chains_are_mixed_half_and_half_with_the_fill(tmp_path: Path) -> None:
     """Between MIX_FROM and TRUST, the output is the carried value and the network's fill in equal parts."""
-    from ivi_vfx.carry import Carry, CarrySampler
-    from ivi_vfx.carry.chains import Hits
+    from ivi_vfx.carry import CarrySampler
     from ivi_vfx.carry.sampling import MIX, MIX_FROM
     from ivi_vfx.io.exr import read_exr
     from ivi_vfx.io.sequence import find_sequence
 
     height, width = 8, 12
-    source = np.full((height, width, 4), 0.5, np.float32)  # exact in half float
-    for frame in (1001, 1002):
-        write_test_exr(tmp_path / f"plate.{frame}.exr", source)
-    points = np.array([2 * width + 3, 2 * width + 4, 2 * width + 5], np.int64)  # three pixels of row 2
-    weight = np.array([[0.9], [(MIX_FROM + TRUST) / 2], [MIX_FROM / 2]], np.float32)  # trusted, weak, weaker
-    pos = np.stack([points % width, points // width], 1).astype(np.float32)[:, None]
-    hits = Hits(points=points, source=np.ones((3, 1), np.int32), pos=pos, weight=weight)
-    empty = Hits(points=np.zeros(0, np.int64), source=np.zeros((0, 1), np.int32), pos=np.zeros((0, 1, 2), np.float32),
-                 weight=np.zeros((0, 1), np.float32))
-    carry = Carry(frames=(1001, 1002), work=(height, width), exposure=np.zeros((2, 3), np.float32), clean=(),
-                  static=np.ones(1, bool), hits=[hits, empty], values=[np.full((3, 3), 0.5, np.float32),
-                                                                       np.zeros((0, 3), np.float32)])
+    carry = _three_carried(tmp_path, height, width, 2, [0.9, (MIX_FROM + TRUST) / 2, MIX_FROM / 2])  # 3 strengths
     sampler = CarrySampler(carry, find_sequence(str(tmp_path / "plate.####.exr")))
     fill = np.zeros((height, width, 4), np.float32)  # the network's fill: 0, the matte: row 2
     fill[2, :, 3] = 1.0
@@ -327,6 +339,110 @@ def test_weak_chains_are_mixed_half_and_half_with_the_fill(tmp_path: Path) -> No
     # Each is its own working pixel (no scaling), so the ramp between regions lies on pixel centres.
     np.testing.assert_allclose(red, [0.5, MIX * 0.5, 0.0], atol=1e-6)
     np.testing.assert_allclose(out[2, 3:6, names.index(CONFIDENCE)], [0.9, (MIX_FROM + TRUST) / 2, 0.0], atol=1e-6)
+
+
+def test_weaker_chains_take_the_low_frequencies_of_the_networks_own_fill_by_their_confidence(tmp_path: Path) -> None:
+    """Given the network's own fill of the whole matte, a carried pixel's low frequencies are the
+    confidence-weighted mean of the two (in the network domain); confidence 1 and invented pixels
+    stay as they were, and so does every pixel outside the matte."""
+    from ivi_vfx.carry import CarrySampler
+    from ivi_vfx.color import Shaper
+    from ivi_vfx.io.exr import read_exr
+    from ivi_vfx.io.sequence import find_sequence
+
+    height, width = 10, 40
+    carry = _three_carried(tmp_path, height, width, 4, [1.0, 0.9, 0.4])  # a full chain, a weaker one, a weak one
+    shaper = Shaper()
+    sampler = CarrySampler(carry, find_sequence(str(tmp_path / "plate.####.exr")), shaper=shaper)
+    pixels = np.full((height, width, 4), 0.5, np.float32)  # the fill as composited: 0.5 (alpha: the matte)
+    pixels[..., 3] = 0.0
+    pixels[:, :30, 3] = 1.0  # the matte: columns 0-29, far wider than the Gaussian around the pixels
+    pixels[:, 30:, :3] = 0.7  # the plate outside it
+    own = np.full((height, width, 3), 0.25, np.float32)  # the network's own fill, everywhere the same
+    out, names = sampler.blend(read_exr(tmp_path / "plate.1001.exr"), 1001, pixels.copy(), ("R", "G", "B", "A"),
+                               own=own)
+    red = out[4, 2:6, names.index("R")]
+
+    def weighed(share: float) -> float:
+        mine, theirs = shaper.encode(torch.tensor(0.5)), shaper.encode(torch.tensor(0.25))
+        return float(shaper.decode(mine + (1.0 - share) * (theirs - mine)))
+
+    # invented (left as the fill), full chain (as carried), weaker (10% of the way), mixed (60%)
+    np.testing.assert_allclose(red, [0.5, 0.5, weighed(0.9), weighed(0.4)], atol=1e-5)
+    assert red[1] == 0.5  # untouched, bit for bit
+    np.testing.assert_array_equal(out[:, 30:, :4], pixels[:, 30:, :4])
+    np.testing.assert_allclose(out[4, 2:6, names.index(CONFIDENCE)], [0.0, 1.0, 0.9, 0.4], atol=1e-6)
+
+
+GRAIN = 0.025
+
+
+def _grainy_pan(folder: Path, hidden: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A wall panning 2 pixels a frame with its own grain (GRAIN) each frame, under a matte moving 3
+    pixels a frame that other frames show (chains of confidence about 0.8); with `hidden`, also a
+    patch that a second object hides in every frame, so that the network has something to learn.
+
+    Returns (truth, mattes): (T, H, W, 3) as written (half-rounded), (T, H, W) the mattes."""
+    rng = np.random.default_rng(3)
+    count, height, width = 8, 32, 48
+    wall = rng.uniform(0.05, 0.8, (height, width + 2 * count, 3)).astype(np.float32)
+    wall = (wall + np.roll(wall, 1, 0) + np.roll(wall, 1, 1) + np.roll(wall, 1, (0, 1))) / 4
+    folder.mkdir(parents=True, exist_ok=True)
+    truths, mattes = [], []
+    for t in range(count):
+        truth = wall[:, 2 * t: 2 * t + width] + rng.normal(0, GRAIN, (height, width, 3)).astype(np.float32)
+        truth = truth.astype(np.float16).astype(np.float32)
+        matte = np.zeros((height, width), np.float32)
+        matte[10:20, 14 + 3 * t: 20 + 3 * t] = 1
+        if hidden:
+            matte[24:30, 2:8] = 1
+        plate = truth.copy()
+        plate[matte > 0] = (0.9, 0.1, 0.1)
+        _write_frame(folder, 1001 + t, plate, matte)
+        truths.append(truth)
+        mattes.append(matte)
+    return np.stack(truths), np.stack(mattes)
+
+
+@pytest.mark.parametrize("hidden", [False, True], ids=["all-carried", "some-invented"])
+def test_the_networks_own_fill_weighs_weaker_chains_only_once_it_has_learnt_the_shot(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hidden: bool) -> None:
+    """A job whose every matte pixel is carried never trains, and its untrained network touches none of
+    them; one that trains weighs its weaker chains' low frequencies against the network's own fill.
+    Rendered again with the network's fill made black, the first is the same to the bit, the second
+    darker where its chains are weaker, with the same grain."""
+    from ivi_vfx import checkpoint as ckpt
+    from ivi_vfx import render
+    from ivi_vfx.color import Shaper
+
+    truths, mattes = _grainy_pan(tmp_path / "in", hidden)
+    spec = _spec(tmp_path / "in", tmp_path / "out")
+    run_job(spec, device="cpu", cfg=TINY)
+    data = ckpt.load(spec.model_path)
+    assert data["trained"] is hidden
+    shaper = Shaper(**data["shaper"])
+    first = {t: _output(tmp_path / "out", 1001 + t) for t in range(len(truths))}
+    monkeypatch.setattr(render, "predict", lambda model, shot, frame, device="cpu": np.zeros(
+        (*shot.geometry.full, 3), np.float32))
+    render_job(spec, device="cpu", overwrite=True)
+    moving = np.zeros(mattes[0].shape, bool)
+    moving[10:20] = True
+    for t in range(len(truths)):
+        got, before = _output(tmp_path / "out", 1001 + t), first[t]
+        if not hidden:
+            for name in before:
+                assert np.array_equal(got[name], before[name]), (t, name)
+            continue
+        weaker = moving & (mattes[t] > 0) & (got[CONFIDENCE] >= TRUST) & (got[CONFIDENCE] < 1.0)
+        assert weaker.sum() > 30
+        rgb, was = (np.stack([image[c] for c in "RGB"], -1) for image in (got, before))
+        assert (rgb[weaker] < was[weaker]).mean() > 0.95  # pulled towards the black fill
+        # The grain is not smoothed away (in the network's domain, where the two are weighed): only the
+        # low frequencies move.
+        pairs = weaker[:, 1:] & weaker[:, :-1]
+        detail, detail_was = (np.abs(np.diff(shaper.encode(torch.from_numpy(x)).numpy(), axis=1))[pairs].mean()
+                              for x in (rgb, was))
+        assert detail > 0.8 * detail_was
 
 
 def test_a_locked_off_run_fills_each_pixel_with_every_frame_that_shows_it(tmp_path: Path) -> None:

@@ -12,9 +12,11 @@ from collections import OrderedDict
 
 import cv2
 import numpy as np
+import torch
 
 from ivi_vfx.carry.flow import sample
 from ivi_vfx.carry.store import Carry
+from ivi_vfx.color import Shaper
 from ivi_vfx.io.exr import ExrImage, read_exr
 from ivi_vfx.io.sequence import FrameSequence
 
@@ -30,6 +32,10 @@ MIX_FROM = 0.3
 equal parts: there each alone is about as far from the truth, and their errors differ."""
 MIX = 0.5
 """The carried value's share of the output between MIX_FROM and TRUST."""
+OWN_FILL_SIGMA = 1.5
+"""Width (working pixels) of the Gaussian that parts a carried pixel's low frequencies, weighed against
+the network's own fill of the whole matte by the chain's confidence, from its detail (the source
+frame's grain), which stays the carried value's. Measured on davis_bmx_objswan, docs/results.md."""
 CACHE_FRAMES = 6
 """Decoded source frames kept while rendering a run of frames (neighbours share their sources)."""
 
@@ -37,16 +43,20 @@ CACHE_FRAMES = 6
 class CarrySampler:
     """Puts a job's carried pixels into rendered frames at full resolution, and adds the confidence channel."""
 
-    def __init__(self, carry: Carry | None, plate: FrameSequence, clean: FrameSequence | None = None):
+    def __init__(self, carry: Carry | None, plate: FrameSequence, clean: FrameSequence | None = None,
+                 shaper: Shaper | None = None):
         """
         Args:
             carry: the job's carry (None: nothing carried; frames get the confidence channel alone).
             plate: the plate sequence over every frame the carry holds (sources may lie outside a chunk).
             clean: the clean reference sequence, for the carry's clean frames.
+            shaper: the shot's network domain, where a carried value is weighed against the network's
+                own fill (`blend`'s `own`); needed only with it.
         """
         self.carry = carry
         self.plate = plate
         self.clean = clean
+        self.shaper = shaper
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
 
     def _source(self, s: int) -> np.ndarray:
@@ -63,18 +73,21 @@ class CarrySampler:
             self._cache.popitem(last=False)
         return picture
 
-    def blend(self, original: ExrImage, frame: int, pixels: np.ndarray,
-              names: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
+    def blend(self, original: ExrImage, frame: int, pixels: np.ndarray, names: tuple[str, ...],
+              own: np.ndarray | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
         """Carry frame `frame`'s pixels into a composited frame, and add the confidence channel.
 
         Args:
             original: the plate frame as read (its windows).
             pixels: (h, w, c) float32 over the data window, as composited (alpha 'A' = the matte).
             names: the channel names of `pixels`.
+            own: (h, w, 3) float32 scene-linear RGB over the data window: the network's own fill of the
+                whole matte, made without the carried pixels (None: the carried values stand as they are).
 
         Returns:
             The pixels with the carried values blended over the fill inside the matte (by their
-            confidence) and `confidence.Y` added (or replaced); everything outside the matte as it was.
+            confidence), their low frequencies weighed against `own` (`_weigh`), and `confidence.Y`
+            added (or replaced); everything outside the matte as it was.
         """
         matte = pixels[..., names.index("A")] > 0
         confidence = np.ones(matte.shape, np.float32)
@@ -85,6 +98,8 @@ class CarrySampler:
             rest = self._still_into(original, t, pixels, names, matte, confidence)
             if rest.any():
                 self._carry_into(original, t, pixels, names, rest, confidence)
+            if own is not None:
+                self._weigh(original, pixels, names, matte, confidence, own)
         out_names = list(names)
         if CONFIDENCE in out_names:
             pixels = pixels.copy()
@@ -150,6 +165,45 @@ class CarrySampler:
             channel = names.index(name)
             pixels[ys, xs, channel] = alpha * carried[:, c] + (1.0 - alpha) * pixels[ys, xs, channel]
         confidence[ys, xs] = np.where(alpha > 0, conf, 0.0)
+
+    def _weigh(self, original: ExrImage, pixels: np.ndarray, names: tuple[str, ...], matte: np.ndarray,
+               confidence: np.ndarray, own: np.ndarray) -> None:
+        """Weigh the low frequencies of the matte's carried pixels against the network's own fill, in place.
+
+        A carried pixel is one estimate of what the matte hides, the network's fill of the whole matte
+        (which never saw the carried values) another, and where a chain is weaker the two err apart:
+        a weaker chain is more often carried from the wrong thing (a figure that crossed behind the
+        matte, where the chain followed the background). Each such pixel becomes, in the network
+        domain, `carried + (1 - confidence) * G(own - carried)`, G a Gaussian of OWN_FILL_SIGMA
+        working pixels over the matte: its low frequencies are the confidence-weighted mean of the
+        two, its detail and grain stay the source frame's. Pixels of confidence 1 (the still
+        background, the best chains) and invented ones (0) are left as they are.
+
+        Args:
+            pixels: (h, w, c) float32 over the data window, the carried values in; `names` its channels.
+            matte, confidence: (h, w) over the data window.
+            own: (h, w, 3) float32 scene-linear RGB over the data window.
+        """
+        assert self.carry is not None and self.shaper is not None
+        weight = np.where(matte & (confidence > 0), 1.0 - confidence, 0.0).astype(np.float32)
+        if not (weight > 0).any():
+            return
+        _, _, full_w, _ = original.display_window
+        sigma = OWN_FILL_SIGMA * full_w / self.carry.work[1]  # working pixels -> plate pixels
+        reach = int(np.ceil(4 * sigma)) + 1  # OpenCV's float kernel ends at 4 sigma
+        ys, xs = np.nonzero(matte)
+        h, w = matte.shape
+        box = (slice(max(ys.min() - reach, 0), min(ys.max() + reach + 1, h)),
+               slice(max(xs.min() - reach, 0), min(xs.max() + reach + 1, w)))
+        inside, change = matte[box], weight[box] > 0
+        share = weight[box][change]
+        region = pixels[box]  # a view: written in place
+        for c, name in enumerate(("R", "G", "B")):  # a channel at a time: at 4K a box of the frame is large
+            channel = region[..., names.index(name)]
+            mine = self.shaper.encode(torch.from_numpy(np.ascontiguousarray(channel))).numpy()
+            theirs = self.shaper.encode(torch.from_numpy(np.ascontiguousarray(own[box][..., c]))).numpy()
+            low = cv2.GaussianBlur(np.where(inside, theirs - mine, 0.0).astype(np.float32), (0, 0), sigma)
+            channel[change] = self.shaper.decode(torch.from_numpy(mine[change] + share * low[change])).numpy()
 
     def _still_into(self, original: ExrImage, t: int, pixels: np.ndarray, names: tuple[str, ...],
                     matte: np.ndarray, confidence: np.ndarray) -> np.ndarray:
