@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ivi_vfx import progressive
-from ivi_vfx.carry import Carry, CarrySampler, carry_shot, lift, load_carry, save_carry
+from ivi_vfx.carry import Carry, CarrySampler, agreement, carry_shot, lift, load_carry, save_carry
 from ivi_vfx.color import Shaper
 from ivi_vfx.config import TrainConfig
 from ivi_vfx.distributed import World, close_world, init_world, is_main_process
@@ -416,11 +416,16 @@ def _render(spec: JobSpec, frames: list[int] | None, *, device: str, overwrite: 
     if not todo:
         report(1.0)
         return JobResult(skipped=skipped)
+    # The network's own fill of the whole matte weighs the carried pixels, and the neighbours' fills make
+    # each frame's agree, once it has learnt the shot (a job whose every matte pixel was carried never
+    # trains: its weights are the initial ones).
+    learnt = bool(data["config"].get("carry")) and bool(data.get("trained"))
     if trained is not None:
         shot, carry, whole = trained.shot, trained.carry, trained.whole
     else:
-        plate = find_sequence(spec.plate, todo)
-        shot = load_shot(plate, find_sequence(spec.fill_mask, todo), work_size=int(data["config"]["work_size"]),
+        loaded = agreement.neighbours(todo, list(shot_data["frames"])) if learnt else todo
+        plate = find_sequence(spec.plate, loaded)
+        shot = load_shot(plate, find_sequence(spec.fill_mask, loaded), work_size=int(data["config"]["work_size"]),
                          mask_channel=shot_data["mask_channel"], dilate=int(shot_data["dilate"]),
                          shaper=Shaper(**data["shaper"]))
         carry = load_carry(spec.carry_path) if data["config"].get("carry") else None
@@ -447,9 +452,6 @@ def _render(spec: JobSpec, frames: list[int] | None, *, device: str, overwrite: 
             raise StopRequested(f"stopped after writing {done[0]} of {count} frames; "
                                 f"{again or 'run the same command again to finish'}")
 
-    # The network's own fill of the whole matte weighs the carried pixels, once it has learnt the shot
-    # (a job whose every matte pixel was carried never trains: its weights are the initial ones).
-    learnt = carry is not None and bool(data.get("trained"))
     written = render(model, shot, out, frames=todo, device=torch_device, overwrite=overwrite,
                      skip_existing=not overwrite, on_frame=on_frame, compose=compose, carry=sampler,
                      whole=whole if learnt else None)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ivi_vfx.carry.agreement import Agreement
 from ivi_vfx.carry.sampling import CarrySampler
 from ivi_vfx.errors import ExrReadError, OutputExistsError
 from ivi_vfx.interpolate import smooth_fill
@@ -217,8 +218,10 @@ def render(model: Generator, shot: Shot, out: FrameSequence, *, frames: Iterable
     With `carry` (carry/), each frame's carried pixels are blended over the fill by their
     confidence, and the confidence is written as channel `confidence.Y`; with `whole` too (the shot as
     loaded, its holes the whole mattes: `shot` before the carry lifted it), the network also fills each
-    frame's whole matte on its own, and the carried pixels' low frequencies are weighed against that
-    fill (CarrySampler.blend).
+    frame's whole matte on its own, the carried pixels' low frequencies are weighed against that
+    fill (CarrySampler.blend), and the low frequencies of every matte pixel under confidence 1 are
+    made to agree with the neighbouring frames' fills (carry.agreement: `shot` must then hold the
+    neighbours of `frames`).
     With `skip_existing` (and not `overwrite`), a frame whose output appears meanwhile (another
     task of a retried farm job wrote it) is left as it is instead of being an error.
 
@@ -227,6 +230,8 @@ def render(model: Generator, shot: Shot, out: FrameSequence, *, frames: Iterable
     """
     model.eval()
     written = []
+    agreement = (Agreement(shot, lambda index: network_fill(model, shot, index, device))
+                 if carry is not None and whole is not None else None)
     for frame in (shot.frames if frames is None else frames):
         original = read_exr(shot.plate.path(frame))
         matte = shot.full_matte(frame)
@@ -240,10 +245,11 @@ def render(model: Generator, shot: Shot, out: FrameSequence, *, frames: Iterable
                 fill = np.zeros((*matte.shape, 3), np.float32)
             pixels, names = composite(original, fill, matte)
         if carry is not None:
-            own = None
-            if whole is not None and matte.any():  # the network's own fill of the whole matte
-                own = on_data_window(original, predict(model, whole, frame, device))
-            pixels, names = carry.blend(original, frame, pixels, names, own=own)
+            own = agree = None
+            if whole is not None and agreement is not None and matte.any():
+                own = on_data_window(original, predict(model, whole, frame, device))  # the network's own fill
+                agree = on_data_window(original, agreement.correction(frame))
+            pixels, names = carry.blend(original, frame, pixels, names, own=own, agreement=agree)
         path = out.path(frame)
         _remove_stale_temporaries(path)
         try:

@@ -74,7 +74,8 @@ class CarrySampler:
         return picture
 
     def blend(self, original: ExrImage, frame: int, pixels: np.ndarray, names: tuple[str, ...],
-              own: np.ndarray | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
+              own: np.ndarray | None = None,
+              agreement: np.ndarray | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
         """Carry frame `frame`'s pixels into a composited frame, and add the confidence channel.
 
         Args:
@@ -83,11 +84,14 @@ class CarrySampler:
             names: the channel names of `pixels`.
             own: (h, w, 3) float32 scene-linear RGB over the data window: the network's own fill of the
                 whole matte, made without the carried pixels (None: the carried values stand as they are).
+            agreement: (h, w, 3) float32 network-domain correction over the data window, added to the
+                matte's pixels under confidence 1 (carry.agreement: the neighbouring frames' fills).
 
         Returns:
             The pixels with the carried values blended over the fill inside the matte (by their
-            confidence), their low frequencies weighed against `own` (`_weigh`), and `confidence.Y`
-            added (or replaced); everything outside the matte as it was.
+            confidence), their low frequencies weighed against `own` (`_weigh`) and made to agree with
+            the neighbours (`agreement`), and `confidence.Y` added (or replaced); everything outside the
+            matte as it was.
         """
         matte = pixels[..., names.index("A")] > 0
         confidence = np.ones(matte.shape, np.float32)
@@ -100,6 +104,8 @@ class CarrySampler:
                 self._carry_into(original, t, pixels, names, rest, confidence)
             if own is not None:
                 self._weigh(original, pixels, names, matte, confidence, own)
+            if agreement is not None:
+                self._agree(pixels, names, matte & (confidence < 1.0), agreement)
         out_names = list(names)
         if CONFIDENCE in out_names:
             pixels = pixels.copy()
@@ -204,6 +210,16 @@ class CarrySampler:
             theirs = self.shaper.encode(torch.from_numpy(np.ascontiguousarray(own[box][..., c]))).numpy()
             low = cv2.GaussianBlur(np.where(inside, theirs - mine, 0.0).astype(np.float32), (0, 0), sigma)
             channel[change] = self.shaper.decode(torch.from_numpy(mine[change] + share * low[change])).numpy()
+
+    def _agree(self, pixels: np.ndarray, names: tuple[str, ...], where: np.ndarray, agreement: np.ndarray) -> None:
+        """Add the network-domain `agreement` (h, w, 3) to the pixels of `where` (h, w), in place."""
+        assert self.shaper is not None
+        if not where.any():
+            return
+        for c, name in enumerate(("R", "G", "B")):
+            channel = pixels[..., names.index(name)]  # a view: written in place
+            mine = self.shaper.encode(torch.from_numpy(channel[where]))
+            channel[where] = self.shaper.decode(mine + torch.from_numpy(agreement[..., c][where])).numpy()
 
     def _still_into(self, original: ExrImage, t: int, pixels: np.ndarray, names: tuple[str, ...],
                     matte: np.ndarray, confidence: np.ndarray) -> np.ndarray:
