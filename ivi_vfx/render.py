@@ -238,12 +238,11 @@ def render(model: Generator, shot: Shot, out: FrameSequence, *, frames: Iterable
         if compose is not None:
             pixels, names = compose(original, frame)
         else:
-            # shot.holes is what the network fills: empty where the carry shows the whole matte
-            if matte.any() and bool(shot.holes[shot.index(frame)].any()):
-                fill = predict(model, shot, frame, device)
-            else:
-                fill = np.zeros((*matte.shape, 3), np.float32)
-            pixels, names = composite(original, fill, matte)
+            # shot.holes is what the network fills: empty where the carry shows the whole matte. (The fill
+            # is not kept past the composite: at 4K each full-resolution picture is 100 MB.)
+            filled = matte.any() and bool(shot.holes[shot.index(frame)].any())
+            pixels, names = composite(original, predict(model, shot, frame, device) if filled
+                                      else np.zeros((*matte.shape, 3), np.float32), matte)
         if carry is not None:
             own = agree = None
             if whole is not None and agreement is not None and matte.any():
