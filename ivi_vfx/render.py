@@ -10,6 +10,7 @@ The plate fidelity rules (shared/DESIGN.md) live here:
 """
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -41,10 +42,14 @@ def predict(model: Generator, shot: Shot, frame: int, device: torch.device | str
         (H, W, 3) float32 scene-linear over the plate's display window. Only the matte's pixels
         of it are used; the rest is whatever the network made of the known pixels.
     """
+    return to_plate(shot, network_fill(model, shot, shot.index(frame), device))
+
+
+def to_plate(shot: Shot, fill: torch.Tensor) -> np.ndarray:
+    """(1, 3, ph, pw) network-domain working fill -> (H, W, 3) float32 scene-linear over the display window."""
     # Scale back up in the network (log) domain, where a bilinear blend of neighbours is tamer on
     # highlights than in linear; then out to scene-linear.
-    full = shot.geometry.to_full(network_fill(model, shot, shot.index(frame), device))
-    return shot.shaper.decode(full)[0].permute(1, 2, 0).numpy()
+    return shot.shaper.decode(shot.geometry.to_full(fill))[0].permute(1, 2, 0).numpy()
 
 
 @torch.no_grad()
@@ -230,8 +235,9 @@ def render(model: Generator, shot: Shot, out: FrameSequence, *, frames: Iterable
     """
     model.eval()
     written = []
-    agreement = (Agreement(shot, lambda index: network_fill(model, shot, index, device))
-                 if carry is not None and whole is not None else None)
+    # Each frame's working fill is made once, for its own frame and for its neighbours' agreement.
+    fill_of = functools.lru_cache(maxsize=8)(lambda index: network_fill(model, shot, index, device))
+    agreement = Agreement(shot, fill_of) if carry is not None and whole is not None else None
     for frame in (shot.frames if frames is None else frames):
         original = read_exr(shot.plate.path(frame))
         matte = shot.full_matte(frame)
@@ -241,7 +247,7 @@ def render(model: Generator, shot: Shot, out: FrameSequence, *, frames: Iterable
             # shot.holes is what the network fills: empty where the carry shows the whole matte. (The fill
             # is not kept past the composite: at 4K each full-resolution picture is 100 MB.)
             filled = matte.any() and bool(shot.holes[shot.index(frame)].any())
-            pixels, names = composite(original, predict(model, shot, frame, device) if filled
+            pixels, names = composite(original, to_plate(shot, fill_of(shot.index(frame))) if filled
                                       else np.zeros((*matte.shape, 3), np.float32), matte)
         if carry is not None:
             own = agree = None

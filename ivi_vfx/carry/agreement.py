@@ -74,11 +74,11 @@ class Agreement:
         shot = self.shot
         t = shot.index(frame)
         mine = self._picture(t)
-        total, count = mine.copy(), 1
+        total, count, seen = mine.copy(), 1, gray(mine)
         for s in range(max(t - RADIUS, 0), min(t + RADIUS + 1, len(shot.frames))):
             if s != t:
                 theirs = self._picture(s)
-                flow = self._dis.calc(gray(mine), gray(theirs), None)
+                flow = self._dis.calc(seen, gray(theirs), None)
                 total += warp(theirs, flow)
                 count += 1
         h, w = shot.geometry.work
