@@ -240,10 +240,10 @@ def render(model: Generator, shot: Shot, out: FrameSequence, *, frames: Iterable
     agreement = Agreement(shot, fill_of) if carry is not None and whole is not None else None
     for frame in (shot.frames if frames is None else frames):
         original = read_exr(shot.plate.path(frame))
-        matte = shot.full_matte(frame)
         if compose is not None:
             pixels, names = compose(original, frame)
         else:
+            matte = shot.full_matte(frame)
             # shot.holes is what the network fills: empty where the carry shows the whole matte. (The fill
             # is not kept past the composite: at 4K each full-resolution picture is 100 MB.)
             filled = matte.any() and bool(shot.holes[shot.index(frame)].any())
@@ -251,7 +251,7 @@ def render(model: Generator, shot: Shot, out: FrameSequence, *, frames: Iterable
                                       else np.zeros((*matte.shape, 3), np.float32), matte)
         if carry is not None:
             own = agree = None
-            if whole is not None and agreement is not None and matte.any():
+            if whole is not None and agreement is not None and (pixels[..., names.index("A")] > 0).any():
                 own = on_data_window(original, predict(model, whole, frame, device))  # the network's own fill
                 agree = on_data_window(original, agreement.correction(frame))
             pixels, names = carry.blend(original, frame, pixels, names, own=own, agreement=agree)
