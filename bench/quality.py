@@ -10,13 +10,15 @@ shiftmap) are run once per shot. Prints a markdown table and writes a PNG plot.
 usage: python bench/quality.py [--clips pan_astronaut,fixed_rocket,davis_blackswan_fixed,davis_bmx_objswan]
                                [--preset final] [--budget 10] [--marks 1,2,4,6,8,10] [--set lr=1e-3 ...]
                                [--work /tmp/ivi_quality_curve] [--plot quality.png]
-       python bench/quality.py --ablation network,carried,both [--clips ...] [--preset final] [--budget 8]
+       python bench/quality.py --ablation network,carried,both [--clips ...] [--preset final] [--budget 8] [--set ...]
 
 With --ablation, each shot runs the whole job path (pipeline.run_job, as `ivi-render inpaint` does) once
 per variant, beside all four peers of the harness (telea, median, shiftmap, flow): `network` is the
 paper's method (no carry), `carried` the known-pixel carry alone (no training; what no frame shows is
 filled by OpenCV's Telea, so the carry's own share is seen), `both` the default. It prints hole PSNR,
 detail, seam and flicker per variant and peer, the share of matte pixels carried, and the wall time.
+`--set steps=3000 --budget 0` trains a fixed number of steps: two settings compared so are not
+compared at whatever step count each run's machine allowed.
 Needs opencv-contrib-python-headless, scikit-image and matplotlib besides the project.
 Timed: run it alone on the machine.
 """
@@ -110,8 +112,10 @@ def _telea_rest(clip: Path, out: Path) -> None:
         write_exr(path, pixels, output_spec(image.spec, names), overwrite=True)
 
 
-def ablation(clip: Path, work: Path, preset: str, budget: float, variant: str) -> dict:
-    """One variant of the tool on one shot through the job path: scores, carried share, wall seconds."""
+def ablation(clip: Path, work: Path, preset: str, budget: float, variant: str, changes: dict | None = None) -> dict:
+    """One variant of the tool on one shot through the job path: scores, carried share, wall seconds.
+
+    `changes`: TrainConfig fields set over the preset's (--set), e.g. a fixed step count with budget 0."""
     from score import score
 
     from ivi_vfx.carry import TRUST, load_carry
@@ -119,7 +123,7 @@ def ablation(clip: Path, work: Path, preset: str, budget: float, variant: str) -
     from ivi_vfx.jobs import JobSpec
     from ivi_vfx.pipeline import run_job
 
-    cfg = preset_config(preset).replace(budget=budget, carry=variant != "network")
+    cfg = preset_config(preset).replace(budget=budget, carry=variant != "network", **(changes or {}))
     if variant == "carried":
         cfg = cfg.replace(steps=1)  # one step writes the checkpoint a render needs; Telea fills the rest
     out = work / variant
@@ -137,7 +141,7 @@ def ablation(clip: Path, work: Path, preset: str, budget: float, variant: str) -
     return {**{k: scored[k] for k in SCORES}, "carried": carried, "steps": trained, "seconds": seconds}
 
 
-def run_ablation(a: argparse.Namespace, clips: Path, names: list[str]) -> None:
+def run_ablation(a: argparse.Namespace, clips: Path, names: list[str], changes: dict) -> None:
     from baselines import run as run_peer
     from score import score
 
@@ -151,10 +155,11 @@ def run_ablation(a: argparse.Namespace, clips: Path, names: list[str]) -> None:
             scored = score(str(clip), str(folder / "clean.####.exr"))
             rows.append((name, peer, {k: scored[k] for k in SCORES}))
         for variant in variants:
-            rows.append((name, f"ivi {variant}", ablation(clip, a.work / name, a.preset, a.budget, variant)))
+            rows.append((name, f"ivi {variant}", ablation(clip, a.work / name, a.preset, a.budget, variant, changes)))
             print(f"{name} {variant}: {rows[-1][2]}", file=sys.stderr, flush=True)
     (a.work / "ablation.json").write_text(json.dumps(rows, indent=1))
-    print(f"\npreset {a.preset}, budget {a.budget:g} min of training per shot; hole PSNR dB (sRGB), detail "
+    label = "".join(f", {k}={v}" for k, v in changes.items())
+    print(f"\npreset {a.preset}{label}, budget {a.budget:g} min of training per shot; hole PSNR dB (sRGB), detail "
           f"(the fill's high frequencies / the truth's), seam (1 = the truth's step), flicker\n")
     print("| shot | method | hole PSNR | detail | seam | flicker | carried | steps | wall (s) |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -195,7 +200,7 @@ def main() -> None:
     if not all((clips / n / "gt.1001.exr").exists() for n in names):
         subprocess.run([sys.executable, str(bench / "clips.py"), str(clips)], check=True, capture_output=True)
     if a.ablation:
-        run_ablation(a, clips, names)
+        run_ablation(a, clips, names, {k: _value(v) for k, v in changes.items()})
         return
     marks = [float(m) for m in a.marks.split(",") if float(m) < a.budget]
     results: dict[str, dict] = {}
