@@ -238,7 +238,7 @@ class Regularizers:
 
 def _payload(cfg: TrainConfig, shot: Shot, model: Generator, optimizer: torch.optim.Optimizer,
              rng: torch.Generator, step: int, finetune_from: int, world: World = World(),
-             rule: StoppingRule | None = None, plateau: bool = False,
+             rule: StoppingRule | None = None, plateau: bool = False, fall_ends: int = -1,
              scaler: torch.amp.GradScaler | None = None) -> dict:
     extra = {}
     if world.distributed:
@@ -258,8 +258,9 @@ def _payload(cfg: TrainConfig, shot: Shot, model: Generator, optimizer: torch.op
         # False when no matte pixel was left to learn: the weights are the initial ones, and only the
         # carry and the copied plate make the frames.
         "trained": bool(shot.holes.any()),
-        # With the plateau that begins the fine-tune stage at the next step, so that a stop there resumes into it.
-        "validation": rule.to_dict() | {"plateau": plateau} if rule else {},
+        # With the plateau that begins the fine-tune stage at the next step, so that a stop there resumes into
+        # it, and the step where a fall of the rate that a plateau began ends the run.
+        "validation": rule.to_dict() | {"plateau": plateau, "fall_ends": fall_ends} if rule else {},
         "scaler": scaler.state_dict() if scaler else {},  # fp16's loss scale (empty when disabled)
     }
 
@@ -336,10 +337,15 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
     elif validator is not None:
         logger.info("no frame has room for a validation hole: no quality estimate, no early stop")
     converged, plateau = False, bool(history.get("plateau"))
+    # Under the cosine schedule, a plateau met while the rate still holds begins its fall at once (ending
+    # training there would skip the fall, which the run's last steps need most); training ends at this step.
+    fall_ends = int(history.get("fall_ends", -1))
+    progress = 0.0
 
     def save() -> None:
         assert checkpoint is not None  # called only under `if checkpoint`
-        payload = _payload(cfg, shot, model, optimizer, rng, step, finetune_from, world, rule, plateau, scaler)
+        payload = _payload(cfg, shot, model, optimizer, rng, step, finetune_from, world, rule, plateau, fall_ends,
+                           scaler)
         if world.is_main:
             ckpt.save(checkpoint, payload)
 
@@ -386,6 +392,8 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
             progress = in_stage / max(span, 1)
             if budget_s > 0:
                 progress = max(progress, (tic - stage_s[0]) / max(stage_s[1] - stage_s[0], 1e-9))
+            if fall_ends >= 0:  # a plateau brought the stage's end forward to fall_ends
+                progress = max(progress, in_stage / max(fall_ends - (step - in_stage), 1))
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, in_stage, progress)
         optimizer.zero_grad(set_to_none=True)
@@ -400,7 +408,8 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
         elapsed = time.perf_counter() - started
         # Stop before a step that would overrun the budget, judging by the step just taken.
         out_of_budget = world.agree(budget_s > 0 and step < cfg.steps and elapsed + seconds > budget_s)
-        fraction = 1.0 if out_of_budget else max(step / max(cfg.steps, 1), elapsed / budget_s if budget_s else 0.0)
+        fraction = 1.0 if out_of_budget else max(step / max(cfg.steps, 1), elapsed / budget_s if budget_s else 0.0,
+                                                 step / fall_ends if fall_ends > 0 else 0.0)
         if step % cfg.log_every == 0 or step == cfg.steps or out_of_budget:
             # Means over the interval; a term that joined mid-interval (the fine-tune stage) over its steps.
             running = {k: sum(seen := [v[k] for v in window if k in v]) / len(seen) for k in values}
@@ -415,9 +424,20 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
             if levelled and cfg.regularized and finetune_from < 0:
                 logger.info("step %d: the validation error has levelled off; the fine-tune stage begins", step)
                 plateau = True
-            elif levelled:
+            elif levelled and fall_ends < 0 and world.agree(cfg.lr_schedule != "constant"
+                                                            and progress < 1.0 - cfg.lr_decay):
+                # The fall takes as large a share of the stage as planned: lr_decay of it, the hold the rest.
+                # It runs to its end (a later plateau does not cut it short): its last steps are what it is for.
+                in_stage = step - max(finetune_from, 0)
+                fall_ends = step + math.ceil(in_stage * cfg.lr_decay / (1.0 - cfg.lr_decay))
+                logger.info("step %d: the validation error has levelled off; the learning rate falls until step %d, "
+                            "then training ends", step, fall_ends)
+            elif levelled and fall_ends < 0:
                 logger.info("step %d: the validation error has levelled off; training ends", step)
                 converged = True
+        if 0 <= fall_ends <= step < cfg.steps and not converged:
+            logger.info("step %d: the learning rate has fallen; training ends", step)
+            converged = True
         if checkpoint and (step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_budget or converged):
             save()
         if out_of_budget:

@@ -9,7 +9,7 @@ from conftest import TinyShot, make_tiny_shot
 from ivi_vfx.config import TrainConfig
 from ivi_vfx.io.sequence import find_sequence
 from ivi_vfx.shot import Shot, load_shot
-from ivi_vfx.train import BatchSampler, fit
+from ivi_vfx.train import WARMUP_STEPS, BatchSampler, fit
 from ivi_vfx.validation import FRAMES, StoppingRule, Validator, holdout_masks
 
 TINY = TrainConfig(preset="test", cnum=8, steps=6, batch_size=2, work_size=64, log_every=2, checkpoint_every=100)
@@ -92,6 +92,41 @@ def test_a_plateau_ends_training_early_and_a_resume_keeps_the_history(tiny_shot:
     # Without validation nothing is held out and nothing stops the run.
     plain = fit(shot, cfg.replace(validate_every=0, steps=10))
     assert plain.step == 10 and plain.validation is None and plain.estimate_db is None
+
+
+def test_under_the_cosine_schedule_a_plateau_begins_the_fall_and_a_resume_inside_it_ends_alike(
+        tiny_shot: TinyShot, tmp_path: Path) -> None:
+    """A plateau while the rate still holds does not end training at once: the rate falls over as large a
+    share of the steps so far as lr_decay plans (the run's last steps are where the fall pays), then it ends."""
+    shot = _shot(tiny_shot)
+    cfg = TINY.replace(steps=100, lr=1e-12, validate_every=4, patience=3, lr_schedule="cosine", lr_decay=0.5)
+    rates: list[float] = []
+    original = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):  # noqa: ANN001
+        rates.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    torch.optim.Adam.step = spy
+    try:
+        straight = fit(shot, cfg, checkpoint=tmp_path / "straight.ckpt")
+    finally:
+        torch.optim.Adam.step = original
+    # The plateau at step 16 (validations 4, 8, 12, 16) begins a fall as long as the hold: steps 17 to 32,
+    # through the later validations' plateau (28), which no longer ends the run.
+    assert straight.converged and straight.step == 32 and straight.validation.plateaus == 2
+    assert rates[WARMUP_STEPS] == rates[15] == cfg.lr  # held, after the warm-up, until the plateau
+    assert len(rates) == 32 and all(a > b for a, b in zip(rates[16:], rates[17:])) and rates[-1] < 0.1 * cfg.lr
+    # Without the schedule (the reference's constant rate) the same plateau ends training at once.
+    assert fit(shot, cfg.replace(lr_schedule="constant")).step == 16
+    # A stop inside the fall resumes into it and ends at the same step with the same weights.
+    ckpt = tmp_path / "run.ckpt"
+    assert fit(shot, cfg, checkpoint=ckpt, on_step=lambda info: info.step == 24).step == 24
+    assert torch.load(ckpt, weights_only=True)["validation"]["fall_ends"] == 32
+    resumed = fit(shot, cfg, checkpoint=ckpt)
+    assert resumed.converged and resumed.step == 32
+    assert all(torch.equal(a, b) for a, b in zip(straight.model.state_dict().values(),
+                                                  resumed.model.state_dict().values()))
 
 
 def test_in_a_staged_run_the_first_plateau_begins_the_fine_tune_stage(tiny_shot: TinyShot) -> None:
