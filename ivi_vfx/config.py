@@ -129,7 +129,8 @@ class TrainConfig(JsonConfig):
     """With 'cosine': the last share of each stage over which the rate falls; before it, the rate
     holds at `lr`. 1.0 falls over the whole stage; 0.3 holds for 70% of it, then falls. A plateau of
     the held-out error (`patience`) met while the rate holds begins the fall at once, over as large a
-    share of the steps taken so far, and training ends when it is done."""
+    share of the steps taken so far, and training ends when it is done; a plateau met while it falls
+    changes nothing."""
     adam_betas: tuple[float, float] = (0.9, 0.999)
     """Adam (beta1, beta2)."""
     adam_eps: float = 1e-7
@@ -146,8 +147,9 @@ class TrainConfig(JsonConfig):
     crops, whole-frame steps: a crop of a quarter of the frame validates every 4 x this many steps."""
     patience: int = 8
     """Validations without a 1% gain that make a plateau: the first one begins the fine-tune stage
-    (when the run has one), the next ends training, or under the cosine schedule begins the rate's fall
-    (lr_decay). 0: validate, but never stop early."""
+    (when the run has one), the next ends training; under the cosine schedule a plateau instead begins
+    the rate's fall if it has not begun (lr_decay), and training ends with the fall. 0: validate, but
+    never stop early."""
     dilate: int = 0
     """Grow the matte by this many full-resolution pixels before filling (the reference dilates its
     masks offline by a 12x12 box)."""

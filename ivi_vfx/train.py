@@ -338,7 +338,8 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
         logger.info("no frame has room for a validation hole: no quality estimate, no early stop")
     converged, plateau = False, bool(history.get("plateau"))
     # Under the cosine schedule, a plateau met while the rate still holds begins its fall at once (ending
-    # training there would skip the fall, which the run's last steps need most); training ends at this step.
+    # training there would skip the fall, which the run's last steps need most); training ends at this step
+    # (-1: no plateau has brought the fall forward).
     fall_ends = int(history.get("fall_ends", -1))
     progress = 0.0
 
@@ -424,15 +425,15 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
             if levelled and cfg.regularized and finetune_from < 0:
                 logger.info("step %d: the validation error has levelled off; the fine-tune stage begins", step)
                 plateau = True
-            elif levelled and fall_ends < 0 and world.agree(cfg.lr_schedule != "constant"
-                                                            and progress < 1.0 - cfg.lr_decay):
-                # The fall takes as large a share of the stage as planned: lr_decay of it, the hold the rest.
-                # It runs to its end (a later plateau does not cut it short): its last steps are what it is for.
-                in_stage = step - max(finetune_from, 0)
-                fall_ends = step + math.ceil(in_stage * cfg.lr_decay / (1.0 - cfg.lr_decay))
-                logger.info("step %d: the validation error has levelled off; the learning rate falls until step %d, "
-                            "then training ends", step, fall_ends)
-            elif levelled and fall_ends < 0:
+            elif levelled and cfg.lr_schedule != "constant":
+                # A plateau brings the rate's fall forward, and never cuts a fall short: its last steps are
+                # what it is for. The fall takes as large a share of the stage as planned (lr_decay).
+                if fall_ends < 0 and world.agree(progress < 1.0 - cfg.lr_decay):
+                    in_stage = step - max(finetune_from, 0)
+                    fall_ends = step + math.ceil(in_stage * cfg.lr_decay / (1.0 - cfg.lr_decay))
+                    logger.info("step %d: the validation error has levelled off; the learning rate falls until "
+                                "step %d, then training ends", step, fall_ends)
+            elif levelled:
                 logger.info("step %d: the validation error has levelled off; training ends", step)
                 converged = True
         if 0 <= fall_ends <= step < cfg.steps and not converged:

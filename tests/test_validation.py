@@ -97,7 +97,8 @@ def test_a_plateau_ends_training_early_and_a_resume_keeps_the_history(tiny_shot:
 def test_under_the_cosine_schedule_a_plateau_begins_the_fall_and_a_resume_inside_it_ends_alike(
         tiny_shot: TinyShot, tmp_path: Path) -> None:
     """A plateau while the rate still holds does not end training at once: the rate falls over as large a
-    share of the steps so far as lr_decay plans (the run's last steps are where the fall pays), then it ends."""
+    share of the steps so far as lr_decay plans (the run's last steps are where the fall pays), then it ends;
+    a plateau while it falls changes nothing."""
     shot = _shot(tiny_shot)
     cfg = TINY.replace(steps=100, lr=1e-12, validate_every=4, patience=3, lr_schedule="cosine", lr_decay=0.5)
     rates: list[float] = []
@@ -117,8 +118,10 @@ def test_under_the_cosine_schedule_a_plateau_begins_the_fall_and_a_resume_inside
     assert straight.converged and straight.step == 32 and straight.validation.plateaus == 2
     assert rates[WARMUP_STEPS] == rates[15] == cfg.lr  # held, after the warm-up, until the plateau
     assert len(rates) == 32 and all(a > b for a, b in zip(rates[16:], rates[17:])) and rates[-1] < 0.1 * cfg.lr
-    # Without the schedule (the reference's constant rate) the same plateau ends training at once.
+    # Without the schedule (the reference's constant rate) the same plateau ends training at once; in a
+    # shorter run whose rate already falls at step 16, the plateau does not cut the fall short.
     assert fit(shot, cfg.replace(lr_schedule="constant")).step == 16
+    assert fit(shot, cfg.replace(steps=24)).step == 24
     # A stop inside the fall resumes into it and ends at the same step with the same weights.
     ckpt = tmp_path / "run.ckpt"
     assert fit(shot, cfg, checkpoint=ckpt, on_step=lambda info: info.step == 24).step == 24
