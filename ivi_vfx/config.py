@@ -345,18 +345,25 @@ class PropagateConfig(JsonConfig):
 # batches of 2, and their step counts are caps that the budget or the stopping rule reaches first.
 # The final one trains on 96 px crops around the matte: 2.2x the steps of whole 192x108 frames in
 # the same time, which took fixed_rocket from 21.36 to 23.03 dB at 10 minutes (64 px crops, with
-# too little context around the hole, fell to 18.52).
+# too little context around the hole, fell to 18.52). Their rate holds for 70% of the budget, then
+# falls (or falls from the plateau that would have ended the run): at a constant rate the last step
+# lands anywhere in a wide spread (deficient_coffee 22.1-26.6 dB from one seed to the next), and the
+# fall took davis_bmx_objswan +0.17/+0.38 dB and deficient_coffee +1.24/+4.35 at equal steps
+# (docs/results.md, 2026-12-07).
 class _CpuTrain(TypedDict, total=False):
     """The TrainConfig fields the CPU variants share (and the quick one partly overrides)."""
 
     cnum: int
     batch_size: int
     work_size: int
+    lr_schedule: str
+    lr_decay: float
     log_every: int
     checkpoint_every: int
 
 
-_CPU = _CpuTrain(cnum=32, batch_size=2, work_size=256, log_every=50, checkpoint_every=200)
+_CPU = _CpuTrain(cnum=32, batch_size=2, work_size=256, lr_schedule="cosine", lr_decay=0.3, log_every=50,
+                 checkpoint_every=200)
 
 
 class _Removal(TypedDict):
