@@ -348,8 +348,8 @@ class PropagateConfig(JsonConfig):
 # too little context around the hole, fell to 18.52). Their rate holds for 70% of the budget, then
 # falls (or falls from the plateau that would have ended the run): at a constant rate the last step
 # lands anywhere in a wide spread (deficient_coffee 22.1-26.6 dB from one seed to the next), and the
-# fall took davis_bmx_objswan +0.17/+0.38 dB and deficient_coffee +1.24/+4.35 at equal steps
-# (docs/results.md, 2026-12-07).
+# fall took davis_bmx_objswan +0.38/+0.17 dB and deficient_coffee +1.24/+4.35 at equal steps, two
+# seeds, with fixed_rocket -0.01/+0.15 and davis_blackswan_fixed -0.37/+0.04 (docs/results.md, 2026-12-07).
 class _CpuTrain(TypedDict, total=False):
     """The TrainConfig fields the CPU variants share (and the quick one partly overrides)."""
 
