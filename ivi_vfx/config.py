@@ -131,6 +131,10 @@ class TrainConfig(JsonConfig):
     the held-out error (`patience`) met while the rate holds begins the fall at once, over as large a
     share of the steps taken so far, and training ends when it is done; a plateau met while it falls
     changes nothing."""
+    lr_hold_steps: int = 0
+    """With 'cosine': a stage whose fall would begin (by the budget's time or the step count) after fewer
+    than this many steps holds its rate to the end instead; a plateau still begins a fall. A run that
+    is still far from its fill (a slow machine's budget) loses by falling early."""
     adam_betas: tuple[float, float] = (0.9, 0.999)
     """Adam (beta1, beta2)."""
     adam_eps: float = 1e-7
@@ -189,6 +193,7 @@ class TrainConfig(JsonConfig):
             (self.lr > 0, "lr must be positive"),
             (self.lr_schedule in ("constant", "cosine"), "lr_schedule must be 'constant' or 'cosine'"),
             (0.0 < self.lr_decay <= 1.0, "lr_decay must lie between 0 (excluded) and 1, a share of the stage"),
+            (self.lr_hold_steps >= 0, "lr_hold_steps must be 0 or more"),
             (self.work_size >= 16, "work_size must be at least 16 pixels"),
             (self.crop == 0 or (self.crop >= 16 and self.crop % 4 == 0),
              "crop must be 0 (whole frames) or a multiple of 4 of at least 16 pixels (the generator halves it twice)"),
@@ -358,12 +363,13 @@ class _CpuTrain(TypedDict, total=False):
     work_size: int
     lr_schedule: str
     lr_decay: float
+    lr_hold_steps: int
     log_every: int
     checkpoint_every: int
 
 
-_CPU = _CpuTrain(cnum=32, batch_size=2, work_size=256, lr_schedule="cosine", lr_decay=0.3, log_every=50,
-                 checkpoint_every=200)
+_CPU = _CpuTrain(cnum=32, batch_size=2, work_size=256, lr_schedule="cosine", lr_decay=0.3, lr_hold_steps=2800,
+                 log_every=50, checkpoint_every=200)
 
 
 class _Removal(TypedDict):

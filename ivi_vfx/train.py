@@ -342,6 +342,7 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
     # (-1: no plateau has brought the fall forward).
     fall_ends = int(history.get("fall_ends", -1))
     progress = 0.0
+    hold: bool | None = None  # whether the stage's scheduled fall is skipped (lr_hold_steps); None: not yet due
 
     def save() -> None:
         assert checkpoint is not None  # called only under `if checkpoint`
@@ -368,7 +369,7 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
         tic = time.perf_counter()
         if regularizers is not None and finetune_from < 0 and world.agree(
                 step >= boundary or plateau or (budget_s > 0 and tic - started >= budget_boundary_s)):
-            finetune_from, stage_started = step, tic
+            finetune_from, stage_started, hold = step, tic, None
             if cfg.finetune_restart:
                 optimizer = _new_optimizer(cfg, model)  # as the reference recipe (not our default)
             logger.info("step %d: fine-tune stage, with%s", step, " and".join(
@@ -393,6 +394,16 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
             progress = in_stage / max(span, 1)
             if budget_s > 0:
                 progress = max(progress, (tic - stage_s[0]) / max(stage_s[1] - stage_s[0], 1e-9))
+            if hold is None and world.agree(progress >= 1.0 - cfg.lr_decay):
+                # The fall is due. It would begin at this step, or sooner by the step count alone (a resume
+                # decides as the uninterrupted run did); too few steps then, and the rate holds to the end.
+                began = min(in_stage, math.ceil((1.0 - cfg.lr_decay) * span))
+                hold = began < cfg.lr_hold_steps
+                if hold:
+                    logger.info("step %d: the learning rate holds to the end: its fall would begin after %d steps "
+                                "of the stage, under lr_hold_steps (%d)", step, began, cfg.lr_hold_steps)
+            if hold and fall_ends < 0:
+                progress = min(progress, 1.0 - cfg.lr_decay)
             if fall_ends >= 0:  # a plateau brought the stage's end forward to fall_ends
                 progress = max(progress, in_stage / max(fall_ends - (step - in_stage), 1))
             for group in optimizer.param_groups:
@@ -428,7 +439,7 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
             elif levelled and cfg.lr_schedule != "constant":
                 # A plateau brings the rate's fall forward, and never cuts a fall short: its last steps are
                 # what it is for. The fall takes as large a share of the stage as planned (lr_decay).
-                if fall_ends < 0 and world.agree(progress < 1.0 - cfg.lr_decay):
+                if fall_ends < 0 and world.agree(progress < 1.0 - cfg.lr_decay or bool(hold)):
                     in_stage = step - max(finetune_from, 0)
                     fall_ends = step + math.ceil(in_stage * cfg.lr_decay / (1.0 - cfg.lr_decay))
                     logger.info("step %d: the validation error has levelled off; the learning rate falls until "

@@ -11,7 +11,7 @@ from conftest import TinyShot, make_tiny_shot
 from ivi_vfx.config import PRESETS, TrainConfig, default_preset, preset_config
 from ivi_vfx.io.sequence import find_sequence
 from ivi_vfx.shot import Shot, load_shot
-from ivi_vfx.train import BatchSampler, fit, load_model
+from ivi_vfx.train import WARMUP_STEPS, BatchSampler, fit, load_model
 
 TINY = TrainConfig(preset="test", cnum=8, steps=6, batch_size=2, work_size=64, log_every=2, checkpoint_every=3)
 
@@ -151,7 +151,7 @@ def test_config_round_trip_and_errors() -> None:
 
 def test_the_cosine_schedule_warms_up_falls_to_its_floor_and_restarts_for_the_fine_tune_stage(
         tiny_shot: TinyShot) -> None:
-    from ivi_vfx.train import LR_FLOOR, WARMUP_STEPS, learning_rate
+    from ivi_vfx.train import LR_FLOOR, learning_rate
 
     cfg = TINY.replace(lr=1e-3, lr_schedule="cosine")
     assert learning_rate(TINY, 0, 0.7) == TINY.lr  # the reference's constant rate
@@ -183,3 +183,28 @@ def test_the_cosine_schedule_warms_up_falls_to_its_floor_and_restarts_for_the_fi
     assert seen[WARMUP_STEPS] == pytest.approx(1e-3 * (LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * 0.5))))
     assert seen[19] < seen[12] < seen[WARMUP_STEPS] and seen[19] == pytest.approx(learning_rate(cfg, 19, 19 / 20))
     assert seen[20] == pytest.approx(1e-3 / WARMUP_STEPS) and seen[30] > seen[39]
+
+
+def test_a_fall_due_before_lr_hold_steps_is_skipped_and_the_rate_holds(tiny_shot: TinyShot) -> None:
+    """A run still far from its fill loses by falling early (a slow machine's budget): the rate holds instead."""
+    shot = _shot(tiny_shot)
+    cfg = TINY.replace(lr=1e-3, lr_schedule="cosine", lr_decay=0.5, steps=30, validate_every=0)
+
+    def rates(config: TrainConfig) -> list[float]:
+        seen: list[float] = []
+        original = torch.optim.Adam.step
+
+        def spy(self, *args, **kwargs):  # noqa: ANN001
+            seen.append(self.param_groups[0]["lr"])
+            return original(self, *args, **kwargs)
+
+        torch.optim.Adam.step = spy
+        try:
+            fit(shot, config)
+        finally:
+            torch.optim.Adam.step = original
+        return seen
+
+    falls, holds = rates(cfg.replace(lr_hold_steps=15)), rates(cfg.replace(lr_hold_steps=16))
+    assert falls[:16] == holds[:16] and falls[14] == 1e-3 and falls[-1] < 0.1 * 1e-3  # due at step 15
+    assert holds[WARMUP_STEPS:] == [1e-3] * (30 - WARMUP_STEPS)
