@@ -394,7 +394,7 @@ def fit(shot: Shot, cfg: TrainConfig, *, device: str | torch.device = "cpu", che
             progress = in_stage / max(span, 1)
             if budget_s > 0:
                 progress = max(progress, (tic - stage_s[0]) / max(stage_s[1] - stage_s[0], 1e-9))
-            if hold is None and world.agree(progress >= 1.0 - cfg.lr_decay):
+            if hold is None and fall_ends < 0 and world.agree(progress >= 1.0 - cfg.lr_decay):
                 # The fall is due. It would begin at this step, or sooner by the step count alone (a resume
                 # decides as the uninterrupted run did); too few steps then, and the rate holds to the end.
                 began = min(in_stage, math.ceil((1.0 - cfg.lr_decay) * span))
