@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,23 @@ def make_tiny_shot(folder: Path, count: int = 5, height: int = 24, width: int = 
 @pytest.fixture
 def tiny_shot(tmp_path: Path) -> TinyShot:
     return make_tiny_shot(tmp_path / "shot")
+
+
+@contextmanager
+def learning_rates() -> Iterator[list[float]]:
+    """Within it, every Adam step appends its learning rate (the first group's) to the yielded list."""
+    seen: list[float] = []
+    original = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):  # noqa: ANN001
+        seen.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    torch.optim.Adam.step = spy  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        torch.optim.Adam.step = original  # type: ignore[method-assign]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

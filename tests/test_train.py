@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TinyShot, make_tiny_shot
+from conftest import TinyShot, learning_rates, make_tiny_shot
 from ivi_vfx.config import PRESETS, TrainConfig, default_preset, preset_config
 from ivi_vfx.io.sequence import find_sequence
 from ivi_vfx.shot import Shot, load_shot
@@ -167,18 +167,8 @@ def test_the_cosine_schedule_warms_up_falls_to_its_floor_and_restarts_for_the_fi
     # In a run: the optimiser's rate falls over the first stage and starts again in the fine-tune stage.
     shot = _shot(tiny_shot)
     staged = cfg.replace(steps=40, finetune_steps=20, stabilization_weight=0.0, validate_every=0)
-    seen: list[float] = []
-    original = torch.optim.Adam.step
-
-    def spy(self, *args, **kwargs):  # noqa: ANN001
-        seen.append(self.param_groups[0]["lr"])
-        return original(self, *args, **kwargs)
-
-    torch.optim.Adam.step = spy
-    try:
+    with learning_rates() as seen:
         fit(shot, staged)
-    finally:
-        torch.optim.Adam.step = original
     assert len(seen) == 40
     assert seen[WARMUP_STEPS] == pytest.approx(1e-3 * (LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * 0.5))))
     assert seen[19] < seen[12] < seen[WARMUP_STEPS] and seen[19] == pytest.approx(learning_rate(cfg, 19, 19 / 20))
@@ -191,18 +181,8 @@ def test_a_fall_due_before_lr_hold_steps_is_skipped_and_the_rate_holds(tiny_shot
     cfg = TINY.replace(lr=1e-3, lr_schedule="cosine", lr_decay=0.5, steps=30, validate_every=0)
 
     def rates(config: TrainConfig) -> list[float]:
-        seen: list[float] = []
-        original = torch.optim.Adam.step
-
-        def spy(self, *args, **kwargs):  # noqa: ANN001
-            seen.append(self.param_groups[0]["lr"])
-            return original(self, *args, **kwargs)
-
-        torch.optim.Adam.step = spy
-        try:
+        with learning_rates() as seen:
             fit(shot, config)
-        finally:
-            torch.optim.Adam.step = original
         return seen
 
     falls, holds = rates(cfg.replace(lr_hold_steps=15)), rates(cfg.replace(lr_hold_steps=16))

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from conftest import TinyShot, make_tiny_shot
+from conftest import TinyShot, learning_rates, make_tiny_shot
 from ivi_vfx.config import TrainConfig
 from ivi_vfx.io.sequence import find_sequence
 from ivi_vfx.shot import Shot, load_shot
@@ -101,18 +101,8 @@ def test_under_the_cosine_schedule_a_plateau_begins_the_fall_and_a_resume_inside
     a plateau while it falls changes nothing."""
     shot = _shot(tiny_shot)
     cfg = TINY.replace(steps=100, lr=1e-12, validate_every=4, patience=3, lr_schedule="cosine", lr_decay=0.5)
-    rates: list[float] = []
-    original = torch.optim.Adam.step
-
-    def spy(self, *args, **kwargs):  # noqa: ANN001
-        rates.append(self.param_groups[0]["lr"])
-        return original(self, *args, **kwargs)
-
-    torch.optim.Adam.step = spy
-    try:
+    with learning_rates() as rates:
         straight = fit(shot, cfg, checkpoint=tmp_path / "straight.ckpt")
-    finally:
-        torch.optim.Adam.step = original
     # The plateau at step 16 (validations 4, 8, 12, 16) begins a fall as long as the hold: steps 17 to 32,
     # through the later validations' plateau (28), which no longer ends the run.
     assert straight.converged and straight.step == 32 and straight.validation.plateaus == 2
