@@ -355,6 +355,8 @@ class PropagateConfig(JsonConfig):
 # lands anywhere in a wide spread (deficient_coffee 22.1-26.6 dB from one seed to the next), and the
 # fall took davis_bmx_objswan +0.38/+0.17 dB and deficient_coffee +1.24/+4.35 at equal steps, two
 # seeds, with fixed_rocket -0.01/+0.15 and davis_blackswan_fixed -0.37/+0.04 (docs/results.md, 2026-12-07).
+# A run with fewer than 2,800 steps when its fall is due holds the rate instead: on a slow machine
+# (about 1,930 steps in the budget) the fall cost fixed_rocket 0.70 dB and davis_bmx_objswan 0.48.
 class _CpuTrain(TypedDict, total=False):
     """The TrainConfig fields the CPU variants share (and the quick one partly overrides)."""
 
