@@ -141,7 +141,7 @@ def ablation(clip: Path, work: Path, preset: str, budget: float, variant: str, c
     return {**{k: scored[k] for k in SCORES}, "carried": carried, "steps": trained, "seconds": seconds}
 
 
-def run_ablation(a: argparse.Namespace, clips: Path, names: list[str], changes: dict) -> None:
+def run_ablation(a: argparse.Namespace, clips: Path, names: list[str], changes: dict, label: str) -> None:
     from baselines import run as run_peer
     from score import score
 
@@ -158,8 +158,7 @@ def run_ablation(a: argparse.Namespace, clips: Path, names: list[str], changes: 
             rows.append((name, f"ivi {variant}", ablation(clip, a.work / name, a.preset, a.budget, variant, changes)))
             print(f"{name} {variant}: {rows[-1][2]}", file=sys.stderr, flush=True)
     (a.work / "ablation.json").write_text(json.dumps(rows, indent=1))
-    label = "".join(f", {k}={v}" for k, v in changes.items())
-    print(f"\npreset {a.preset}{label}, budget {a.budget:g} min of training per shot; hole PSNR dB (sRGB), detail "
+    print(f"\n{label}, budget {a.budget:g} min of training per shot; hole PSNR dB (sRGB), detail "
           f"(the fill's high frequencies / the truth's), seam (1 = the truth's step), flicker\n")
     print("| shot | method | hole PSNR | detail | seam | flicker | carried | steps | wall (s) |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -193,14 +192,15 @@ def main() -> None:
 
     from ivi_vfx.config import preset_config
 
-    changes = dict(item.split("=", 1) for item in a.set)
-    cfg = preset_config(a.preset).replace(budget=a.budget, steps=10**7, **{k: _value(v) for k, v in changes.items()})
+    changes = {k: _value(v) for k, v in (item.split("=", 1) for item in a.set)}
+    label = f"preset {a.preset}" + "".join(f", {item}" for item in a.set)
+    cfg = preset_config(a.preset).replace(budget=a.budget, steps=10**7).replace(**changes)  # --set wins
     clips = a.work / "clips"
     names = a.clips.split(",")
     if not all((clips / n / "gt.1001.exr").exists() for n in names):
         subprocess.run([sys.executable, str(bench / "clips.py"), str(clips)], check=True, capture_output=True)
     if a.ablation:
-        run_ablation(a, clips, names, {k: _value(v) for k, v in changes.items()})
+        run_ablation(a, clips, names, changes, label)
         return
     marks = [float(m) for m in a.marks.split(",") if float(m) < a.budget]
     results: dict[str, dict] = {}
@@ -216,7 +216,6 @@ def main() -> None:
         print(f"{name}: done, {rows[-1]['step']} steps", file=sys.stderr, flush=True)
     (a.work / "results.json").write_text(json.dumps(results, indent=1))
 
-    label = f"preset {a.preset}" + "".join(f", {k}={v}" for k, v in changes.items())
     print(f"\n{label}, budget {a.budget:g} min of training per shot (2-core CPU unless said); hole PSNR dB, sRGB\n")
     print("| shot | minutes | steps | hole PSNR | estimate (no truth) | best peer | margin |")
     print("|---|---|---|---|---|---|---|")
