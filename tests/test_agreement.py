@@ -1,9 +1,11 @@
 """The fill's low frequencies made to agree with the neighbouring frames' (carry.agreement), on real EXR files."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from exr_helpers import write_test_exr
@@ -43,3 +45,40 @@ def test_each_frame_moves_towards_the_mean_of_its_neighbours_fills_inside_the_ma
         assert correction.shape == (height, width, 3)
         np.testing.assert_allclose(correction[centre], want, atol=0.01)
         assert np.abs(correction[:6]).max() == 0.0  # beyond the matte's reach
+
+
+def test_an_invented_pixel_takes_its_neighbours_whole_mean_a_carried_one_keeps_its_detail(tmp_path: Path) -> None:
+    """One frame's fill carries a fine checker (detail) over the whole square: where the network
+    invented the pixels (the shot's hole after the carry) the checker is averaged with the
+    neighbours' plain fills down to a fifth; where they were carried along a weaker chain (in
+    the matte, not the hole) only the low frequencies move and the checker stays."""
+    count, height, width = 6, 40, 64
+    rng = np.random.default_rng(1)
+    wall = rng.uniform(0.1, 0.8, (height, width, 3)).astype(np.float32)
+    matte = np.zeros((height, width), np.float32)
+    matte[12:30, 20:44] = 1
+    for t in range(count):
+        write_test_exr(tmp_path / f"plate.{1001 + t}.exr", np.concatenate([wall, np.ones_like(wall[..., :1])], -1))
+        write_test_exr(tmp_path / f"mask.{1001 + t}.exr", matte[..., None], channels=("A",))
+    plate = find_sequence(str(tmp_path / "plate.####.exr"))
+    shot = load_shot(plate, find_sequence(str(tmp_path / "mask.####.exr")), work_size=64)
+    invented = shot.holes.clone()
+    invented[..., 32:] = 0.0  # the square's right half was carried in
+    shot = dataclasses.replace(shot, holes=invented, shapes=shot.holes)
+    ph, pw = shot.images.shape[-2:]
+    yy, xx = torch.meshgrid(torch.arange(ph), torch.arange(pw), indexing="ij")
+    checker = 0.2 * ((yy + xx) % 2 * 2 - 1).float()
+
+    def fill(index: int) -> torch.Tensor:
+        return (checker if index == 2 else torch.zeros(ph, pw)).expand(1, 3, ph, pw).clone()
+
+    correction = Agreement(shot, fill).correction(1003)[..., 0]
+    result = checker[:height, :width].numpy() + correction
+
+    def amplitude(rows: slice, cols: slice) -> float:
+        """Half the mean step between horizontal neighbours: the checker's amplitude."""
+        part = result[rows, cols]
+        return float(np.abs(np.diff(part, axis=1)).mean() / 2)
+
+    assert amplitude(slice(16, 26), slice(22, 30)) == pytest.approx(0.2 / 5, abs=0.01)  # invented
+    assert amplitude(slice(16, 26), slice(34, 42)) > 0.15  # carried: the detail stays
