@@ -11,7 +11,23 @@ import torch
 from exr_helpers import write_test_exr
 from ivi_vfx.carry.agreement import RADIUS, Agreement, neighbours
 from ivi_vfx.io.sequence import find_sequence
-from ivi_vfx.shot import load_shot
+from ivi_vfx.shot import Shot, load_shot
+
+SIZE = (40, 64)
+"""(height, width) of the test shots."""
+
+
+def _wall_shot(folder: Path, square: tuple[slice, slice], seed: int, count: int = 6) -> Shot:
+    """A locked-off random wall of `count` frames under a fixed square matte, written as EXRs and loaded."""
+    height, width = SIZE
+    wall = np.random.default_rng(seed).uniform(0.1, 0.8, (height, width, 3)).astype(np.float32)
+    matte = np.zeros((height, width), np.float32)
+    matte[square] = 1
+    for t in range(count):
+        write_test_exr(folder / f"plate.{1001 + t}.exr", np.concatenate([wall, np.ones_like(wall[..., :1])], -1))
+        write_test_exr(folder / f"mask.{1001 + t}.exr", matte[..., None], channels=("A",))
+    plate = find_sequence(str(folder / "plate.####.exr"))
+    return load_shot(plate, find_sequence(str(folder / "mask.####.exr")), work_size=64)
 
 
 def test_a_chunk_loads_the_neighbours_its_frames_agree_with() -> None:
@@ -26,16 +42,8 @@ def test_each_frame_moves_towards_the_mean_of_its_neighbours_fills_inside_the_ma
     """A locked-off wall under a fixed square matte whose fill the network makes brighter in one frame:
     that frame's correction takes it to the mean of the five, its neighbours' towards it, and
     nothing changes away from the matte."""
-    count, height, width = 6, 40, 64
-    rng = np.random.default_rng(0)
-    wall = rng.uniform(0.1, 0.8, (height, width, 3)).astype(np.float32)
-    matte = np.zeros((height, width), np.float32)
-    matte[14:28, 24:38] = 1
-    for t in range(count):
-        write_test_exr(tmp_path / f"plate.{1001 + t}.exr", np.concatenate([wall, np.ones_like(wall[..., :1])], -1))
-        write_test_exr(tmp_path / f"mask.{1001 + t}.exr", matte[..., None], channels=("A",))
-    plate = find_sequence(str(tmp_path / "plate.####.exr"))
-    shot = load_shot(plate, find_sequence(str(tmp_path / "mask.####.exr")), work_size=64)
+    height, width = SIZE
+    shot = _wall_shot(tmp_path, (slice(14, 28), slice(24, 38)), seed=0)
     level = [0.0, 0.0, 0.5, 0.0, 0.0, 0.0]  # the fill of each frame, network domain: frame 1003 stands out
     ph, pw = shot.images.shape[-2:]
     agreement = Agreement(shot, lambda index: torch.full((1, 3, ph, pw), level[index]))
@@ -52,16 +60,8 @@ def test_an_invented_pixel_takes_its_neighbours_whole_mean_a_carried_one_keeps_i
     invented the pixels (the shot's hole after the carry) the checker is averaged with the
     neighbours' plain fills down to a fifth; where they were carried along a weaker chain (in
     the matte, not the hole) only the low frequencies move and the checker stays."""
-    count, height, width = 6, 40, 64
-    rng = np.random.default_rng(1)
-    wall = rng.uniform(0.1, 0.8, (height, width, 3)).astype(np.float32)
-    matte = np.zeros((height, width), np.float32)
-    matte[12:30, 20:44] = 1
-    for t in range(count):
-        write_test_exr(tmp_path / f"plate.{1001 + t}.exr", np.concatenate([wall, np.ones_like(wall[..., :1])], -1))
-        write_test_exr(tmp_path / f"mask.{1001 + t}.exr", matte[..., None], channels=("A",))
-    plate = find_sequence(str(tmp_path / "plate.####.exr"))
-    shot = load_shot(plate, find_sequence(str(tmp_path / "mask.####.exr")), work_size=64)
+    height, width = SIZE
+    shot = _wall_shot(tmp_path, (slice(12, 30), slice(20, 44)), seed=1)
     invented = shot.holes.clone()
     invented[..., 32:] = 0.0  # the square's right half was carried in
     shot = dataclasses.replace(shot, holes=invented, shapes=shot.holes)
