@@ -224,9 +224,9 @@ def render(model: Generator, shot: Shot, out: FrameSequence, *, frames: Iterable
     confidence, and the confidence is written as channel `confidence.Y`; with `whole` too (the shot as
     loaded, its holes the whole mattes: `shot` before the carry lifted it), the network also fills each
     frame's whole matte on its own, the carried pixels' low frequencies are weighed against that
-    fill (CarrySampler.blend), and the low frequencies of every matte pixel under confidence 1 are
-    made to agree with the neighbouring frames' fills (carry.agreement: `shot` must then hold the
-    neighbours of `frames`).
+    fill (CarrySampler.blend), and every matte pixel under confidence 1 is made to agree with the
+    neighbouring frames' fills, in its low frequencies where carried, whole where invented
+    (carry.agreement: `shot` must then hold the neighbours of `frames`).
     With `skip_existing` (and not `overwrite`), a frame whose output appears meanwhile (another
     task of a retried farm job wrote it) is left as it is instead of being an error.
 

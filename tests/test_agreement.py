@@ -1,4 +1,4 @@
-"""The fill's low frequencies made to agree with the neighbouring frames' (carry.agreement), on real EXR files."""
+"""The fill made to agree with the neighbouring frames' fills (carry.agreement), on real EXR files."""
 from __future__ import annotations
 
 import dataclasses

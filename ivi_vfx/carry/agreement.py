@@ -1,4 +1,4 @@
-"""The fill's low frequencies made to agree with the neighbouring frames' (a render step of the carry).
+"""The fill made to agree with the neighbouring frames' fills (a render step of the carry).
 
 Each frame's fill errs on its own: the network makes every frame anew, and weaker chains start from
 different frames. The background the matte hides is one surface moving with the camera, so the
@@ -7,9 +7,10 @@ estimates of the same pixels. Each matte pixel whose confidence is under 1 takes
 frame's fill and those of the RADIUS frames on each side:
 - carried along a weaker chain, only the mean's low frequencies (a Gaussian of LOW_SIGMA working
   pixels, in the network domain): its detail and grain are a frame's own, and stay;
-- invented (what no frame shows), the whole mean: its detail is the network's guess, which errs
-  anew in each frame, so the mean of five guesses is nearer the truth (fixed_rocket +0.12 dB hole
-  PSNR, the other shots within 0.02: docs/results.md, 2026-12-07).
+- invented (left in the network's hole: no chain was trusted, confidence under carry.TRUST), the
+  whole mean: its detail is the network's guess, which errs anew in each frame, so the mean of five
+  guesses is nearer the truth (fixed_rocket +0.12 dB hole PSNR, the other shots within 0.02:
+  docs/results.md, 2026-12-07).
 The correction is made at working resolution, where the flow is cheap, and scaled up to the plate
 like the network's fill.
 
@@ -31,8 +32,8 @@ from ivi_vfx.shot import Shot
 RADIUS = 2
 """Frames on each side whose fills a frame's fill is averaged with (measured: docs/results.md)."""
 LOW_SIGMA = 1.5
-"""Width (working pixels) of the Gaussian that parts the low frequencies, which are averaged, from
-the detail, which stays the frame's own (as carry.sampling.OWN_FILL_SIGMA)."""
+"""Width (working pixels) of the Gaussian that parts a carried pixel's low frequencies, which are
+averaged, from its detail, which stays the frame's own (as carry.sampling.OWN_FILL_SIGMA)."""
 
 
 def neighbours(frames: list[int], shot_frames: list[int]) -> list[int]:
